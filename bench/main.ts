@@ -1,0 +1,96 @@
+// `npm run bench`: runs every benchmark case module in this directory and prints one table.
+// A case module is any bench/<x>.ts (other than this file) exporting `cases: BenchCase[]`;
+// it is picked up automatically. `node dist/bench/main.js storage` runs only cases whose
+// name contains "storage".
+import { readdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+export interface Row {
+  /** What was measured, e.g. "read 4 KiB median". */
+  metric: string;
+  value: number;
+  unit: string;
+  /** The same quantity for the reference implementation (dd, real sanlock...), if any. */
+  ref?: { name: string; value: number };
+  note?: string;
+}
+
+export interface BenchCase {
+  name: string;
+  run(): Promise<Row[]>;
+}
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1000) return v.toFixed(0);
+  if (a >= 100) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  return v.toPrecision(3);
+}
+
+/** Prints rows as an aligned text table; the ratio column is value / reference. */
+export function printTable(caseName: string, rows: Row[], out: (s: string) => void = console.log): void {
+  const header = ['case', 'metric', 'value', 'unit', 'reference', 'ratio', 'note'];
+  const lines = rows.map((r) => [
+    caseName,
+    r.metric,
+    fmt(r.value),
+    r.unit,
+    r.ref ? `${r.ref.name} ${fmt(r.ref.value)}` : '',
+    r.ref && r.ref.value !== 0 ? `${fmt(r.value / r.ref.value)}x` : '',
+    r.note ?? '',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 2 || i === 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  out(line(header));
+  out(line(widths.map((w) => '-'.repeat(w))));
+  for (const l of lines) out(line(l));
+}
+
+/** Case modules: every compiled bench/*.js next to this file except main.js itself. */
+async function loadCases(): Promise<BenchCase[]> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const files = readdirSync(here)
+    .filter((f) => f.endsWith('.js') && f !== basename(fileURLToPath(import.meta.url)))
+    .sort();
+  const cases: BenchCase[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(`${here}/${f}`).href)) as { cases?: BenchCase[] };
+    if (Array.isArray(mod.cases)) cases.push(...mod.cases);
+  }
+  return cases;
+}
+
+async function main(): Promise<number> {
+  const filter = process.argv.slice(2);
+  const all = await loadCases();
+  const chosen = filter.length ? all.filter((c) => filter.some((f) => c.name.includes(f))) : all;
+  if (chosen.length === 0) {
+    console.error(`no benchmark case matches ${filter.join(' ')}; cases: ${all.map((c) => c.name).join(', ')}`);
+    return 1;
+  }
+  let failed = 0;
+  const t0 = performance.now();
+  for (const c of chosen) {
+    const t = performance.now();
+    try {
+      const rows = await c.run();
+      printTable(c.name, rows);
+      console.log(`(${c.name}: ${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
+    } catch (e) {
+      failed++;
+      console.error(`bench case ${c.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    }
+  }
+  console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return failed ? 1 : 0;
+}
+
+// Case modules import the types and printTable from here; only the entry point runs.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,145 @@
+// Loader and typed wrappers for the N-API addon in native/ (built by `npm ci` through the
+// package's "install" script). Only what Node cannot do lives there.
+import assert from 'node:assert';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Socket } from 'node:net';
+
+interface NativeAddon {
+  peerCred(fd: number): { pid: number; uid: number; gid: number } | number;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, sig: number): number;
+  killPid(pid: number, sig: number): number;
+  closeFd(fd: number): number;
+  wdSetTimeout(fd: number, seconds: number): number;
+  wdKeepalive(fd: number): number;
+  lockFile(fd: number): number;
+  mlockAll(level: number): number;
+  setSchedRR(): number;
+}
+
+const ADDON_REL = join('native', 'build', 'Release', 'sanlock_native.node');
+
+function findAddon(): string {
+  // Compiled code runs from dist/src/daemon, sources (ts-node style) from src/daemon: walk up
+  // until a directory holding the built addon is found.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, ADDON_REL);
+    if (existsSync(candidate)) return candidate;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new Error(`sanlock native addon not built (${ADDON_REL}); run "npm run install" (node-gyp rebuild -C native)`);
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const require = createRequire(import.meta.url);
+    addon = require(findAddon()) as NativeAddon;
+  }
+  return addon;
+}
+
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** The kernel fd behind a connected net.Socket (unix sockets on Linux only). */
+export function socketFd(sock: Socket): number {
+  const handle = (sock as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new Error('cannot get the file descriptor of this socket (not a connected unix socket on Linux?)');
+  }
+  return fd;
+}
+
+/** SO_PEERCRED of a connected unix socket fd; throws with errno on failure. */
+export function peerCred(fd: number): PeerCred {
+  const r = native().peerCred(fd);
+  if (typeof r === 'number') {
+    assert(r < 0);
+    throw Object.assign(new Error(`SO_PEERCRED failed: ${r}`), { errno: r });
+  }
+  return r;
+}
+
+let pidfdSupported: boolean | undefined;
+
+/**
+ * A handle on a process that can be signalled safely: with pidfd the kernel guarantees the
+ * signal reaches the process that existed when the handle was opened (never a recycled pid).
+ * Kernels without pidfd_open (ENOSYS) fall back to kill(2).
+ */
+export class ProcessHandle {
+  private pidfd: number;
+
+  private constructor(readonly pid: number, pidfd: number) {
+    this.pidfd = pidfd;
+  }
+
+  /** Opens a handle; returns -errno (e.g. -ESRCH) when the process no longer exists. */
+  static open(pid: number): ProcessHandle | number {
+    assert(Number.isInteger(pid) && pid > 0, `bad pid ${pid}`);
+    if (pidfdSupported !== false) {
+      const fd = native().pidfdOpen(pid);
+      if (fd >= 0) {
+        pidfdSupported = true;
+        return new ProcessHandle(pid, fd);
+      }
+      if (fd !== -38 /* ENOSYS */ && fd !== -1 /* EPERM in some sandboxes */) return fd;
+      pidfdSupported = false;
+    }
+    return new ProcessHandle(pid, -1);
+  }
+
+  get usesPidfd(): boolean {
+    return this.pidfd >= 0;
+  }
+
+  /** Sends sig; 0 or -errno (-ESRCH once the process has exited). */
+  signal(sig: number): number {
+    if (this.pidfd >= 0) return native().pidfdSendSignal(this.pidfd, sig);
+    return native().killPid(this.pid, sig);
+  }
+
+  close(): void {
+    if (this.pidfd >= 0) {
+      native().closeFd(this.pidfd);
+      this.pidfd = -1;
+    }
+  }
+}
+
+/** WDIOC_SETTIMEOUT on an open watchdog device fd: the accepted timeout or -errno. */
+export function watchdogSetTimeout(fd: number, seconds: number): number {
+  return native().wdSetTimeout(fd, seconds);
+}
+
+/** WDIOC_KEEPALIVE on an open watchdog device fd: 0 or -errno. */
+export function watchdogKeepalive(fd: number): number {
+  return native().wdKeepalive(fd);
+}
+
+/** F_SETLK write lock on an open fd: 0, or -errno (-EAGAIN/-EACCES when another process holds it). */
+export function lockFile(fd: number): number {
+  return native().lockFile(fd);
+}
+
+/** mlockall per sanlock's mlock_level (0 none, 1 current, 2 current|future): 0 or -errno. */
+export function mlockAll(level: number): number {
+  return native().mlockAll(level);
+}
+
+/** SCHED_RR at max priority for this process: 0 or -errno. */
+export function setSchedRR(): number {
+  return native().setSchedRR();
+}

@@ -1,0 +1,716 @@
+// Resource leases in the daemon (daemon.md §9, protocol.md §4.4): tokens tied to registered
+// clients, acquire (≤ 8 per call, all-or-nothing), release, convert, inquire, orphans,
+// requests/examine, LVB, killpath, and the disk-only read/write resource commands. Each
+// lockspace gets its own I/O context for resource disks, separate from its renewal context.
+import assert from 'node:assert';
+import { Errno, SanlkCode, SanlockError, errorCode } from '../codes.js';
+import { lockspaceViewOf } from '../lease/lockspace-view.js';
+import { PaxosLease } from '../lease/paxos-lease.js';
+import { examineRequest, type RequestDecision, requestLease } from '../lease/requests.js';
+import { acquireEx, acquireSh, convertExToSh, convertShToEx, releaseSh } from '../lease/shared-mode.js';
+import { DEFAULT_IO_TIMEOUT } from '../lease/timeouts.js';
+import { defaultGeometry } from '../ondisk/geometry.js';
+import { buildResourceInit } from '../ondisk/init.js';
+import { decodeLeader, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
+import { MBLOCK_SHARED } from '../ondisk/dblock.js';
+import type { Disk } from '../storage/disk.js';
+import { IoContext } from '../storage/io-context.js';
+import { type Client, RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
+import { systemClock } from './clock.js';
+import { type Lockspace, type LockspaceManager, sizeFlags } from './lockspace.js';
+import type { Daemon, Request } from './server.js';
+import {
+  Cmd,
+  encodeHost,
+  encodeResource,
+  encodeState,
+  HOST_SIZE,
+  RESOURCE_SIZE,
+  replyHeader,
+  StateType,
+  type WireDisk,
+  type WireResource,
+} from './wire.js';
+
+const RES_LVER = 0x1;
+const RES_NUM_HOSTS = 0x2;
+const RES_SHARED = 0x4;
+const RES_PERSISTENT = 0x8;
+const ACQ_LVB = 0x1;
+const ACQ_ORPHAN = 0x2;
+const ACQ_ORPHAN_ONLY = 0x4;
+const ACQ_OWNER_NOWAIT = 0x8;
+const REL_ALL = 0x1;
+const REL_ORPHAN = 0x4;
+const REQ_NEXT_LVER = 0x1;
+const KILLPATH_PID = 0x1;
+const WRITE_CLEAR = 0x1;
+const SIGKILL = 9;
+const SIGTERM = 15;
+
+export type ResList = 'add' | 'held' | 'rem' | 'orphan';
+
+export class Token {
+  constructor(
+    public client: Client | undefined,
+    readonly res: Resource,
+    readonly tokenId: number,
+    public persistent: boolean,
+  ) {}
+}
+
+export class Resource {
+  list: ResList = 'add';
+  readonly tokens: Token[] = [];
+  lver = 0;
+  lvb = false;
+  /** pid of the client that held it when it became an orphan (status keeps showing it) */
+  orphanPid = -1;
+  constructor(
+    readonly resId: number,
+    readonly ls: Lockspace,
+    readonly name: string,
+    readonly disks: WireDisk[],
+    readonly lease: PaxosLease,
+    public shared: boolean,
+  ) {}
+
+  get key(): string {
+    return resKey(this.ls.name, this.name);
+  }
+
+  wire(): WireResource {
+    return {
+      lockspaceName: this.ls.name,
+      name: this.name,
+      lver: this.lver,
+      data64: 0,
+      data32: 0,
+      flags: this.shared ? RES_SHARED : 0,
+      numDisks: this.disks.length,
+      disks: this.disks,
+    };
+  }
+}
+
+function resKey(ls: string, name: string): string {
+  return `${ls}\0${name}`;
+}
+
+/** sanlock_path_export: `:` and space get a backslash; an existing `\x` pair is kept. */
+export function escapePath(p: string): string {
+  let out = '';
+  for (let i = 0; i < p.length; i++) {
+    const ch = p[i]!;
+    if (ch === '\\' && i + 1 < p.length) {
+      out += ch + p[i + 1];
+      i++;
+    } else if (ch === ':' || ch === ' ') out += `\\${ch}`;
+    else out += ch;
+  }
+  return out;
+}
+
+export function resourceString(r: Resource, shared: boolean): string {
+  const disks = r.disks.map((d) => `${escapePath(d.path)}:${d.offset}`).join(':');
+  return `${r.ls.name}:${r.name}:${disks}:${shared ? 'SH' : String(r.lver)}`;
+}
+
+const random = { next: () => Math.random() };
+
+export class ResourceManager {
+  readonly resources = new Map<string, Resource>();
+  private nextResId = 2;
+  private nextTokenId = 1;
+  private readonly contexts = new Map<Lockspace, { ctx: IoContext; disks: Map<string, Promise<Disk>> }>();
+
+  constructor(
+    readonly daemon: Daemon,
+    readonly lockspaces: LockspaceManager,
+  ) {}
+
+  private get log() {
+    return this.daemon.log;
+  }
+
+  private tokensOf(c: Client): Token[] {
+    return c.tokens as Token[];
+  }
+
+  private diskFor(ls: Lockspace, path: string): Promise<Disk> {
+    let e = this.contexts.get(ls);
+    if (!e) {
+      e = { ctx: new IoContext({ name: `${ls.name}-res`, maxWorkers: 4 }), disks: new Map() };
+      this.contexts.set(ls, e);
+    }
+    let d = e.disks.get(path);
+    if (!d) {
+      d = e.ctx.open(path);
+      e.disks.set(path, d);
+      d.catch(() => e.disks.delete(path));
+    }
+    return d;
+  }
+
+  /** A lease handle on disks of a joined lockspace, for commands that lock something (rindex). */
+  leaseFor(ls: Lockspace, spaceName: string, name: string, disks: WireDisk[]): Promise<PaxosLease> {
+    return this.newLease(ls, spaceName, name, disks);
+  }
+
+  private async newLease(ls: Lockspace, spaceName: string, name: string, disks: WireDisk[]): Promise<PaxosLease> {
+    assert(ls.delta && ls.hosts);
+    const leaseDisks = [];
+    for (const d of disks) {
+      try {
+        leaseDisks.push({ disk: await this.diskFor(ls, d.path), offset: d.offset });
+      } catch {
+        throw new SanlockError(-Errno.ENODEV, `cannot open ${d.path}`);
+      }
+    }
+    return new PaxosLease(
+      { hostId: ls.hostId, generation: ls.generation, ioTimeout: ls.ioTimeout, clock: systemClock, random, lockspace: lockspaceViewOf(ls.delta, ls.hosts) },
+      { spaceName, resourceName: name, disks: leaseDisks, sectorSize: ls.sectorSize, alignSize: ls.alignSize },
+    );
+  }
+
+  // ------------------------------------------------------------ acquire
+
+  async acquire(req: Request): Promise<Buffer> {
+    const { h } = req;
+    const target = req.target;
+    assert(target);
+    // owner_name from sanlk_options (python sends an empty one)
+    const nul = req.extra.indexOf(0);
+    target.ownerName = req.extra.toString('latin1', 0, nul < 0 || nul > 48 ? 48 : nul);
+    const done: Token[] = [];
+    for (const wr of req.resources) {
+      const rv = await this.acquireOne(target, wr, h.cmdFlags);
+      if (typeof rv === 'number') {
+        for (const t of done.reverse()) await this.releaseToken(t);
+        return replyHeader(h, rv);
+      }
+      done.push(rv);
+    }
+    return replyHeader(h, 0);
+  }
+
+  private async acquireOne(target: Client, wr: WireResource, flags: number): Promise<Token | number> {
+    const ls = this.lockspaces.findJoined(wr.lockspaceName);
+    if (!ls || ls.spaceDead || ls.killingPids) return -Errno.ENOSPC;
+    const shared = (wr.flags & RES_SHARED) !== 0;
+    const persistent = (wr.flags & RES_PERSISTENT) !== 0;
+    const key = resKey(wr.lockspaceName, wr.name);
+    const existing = this.resources.get(key);
+    if (existing) {
+      if (existing.list === 'rem') return -Errno.EAGAIN;
+      if (existing.list === 'add') return -Errno.EBUSY;
+      if (existing.list === 'orphan') {
+        if (!(flags & (ACQ_ORPHAN | ACQ_ORPHAN_ONLY))) return -Errno.EUCLEAN;
+        if (existing.shared !== shared) return -Errno.EUCLEAN;
+        const t = existing.tokens[0];
+        assert(t);
+        t.client = target;
+        t.persistent = persistent;
+        existing.list = 'held';
+        this.tokensOf(target).push(t);
+        return t;
+      }
+      if (existing.shared && shared) {
+        const t = new Token(target, existing, this.nextTokenId++, persistent);
+        existing.tokens.push(t);
+        this.tokensOf(target).push(t);
+        return t;
+      }
+      return -Errno.EEXIST;
+    }
+    if (flags & ACQ_ORPHAN_ONLY && flags & ACQ_LVB) return -Errno.ENOENT;
+    let lease: PaxosLease;
+    try {
+      lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
+    } catch (err) {
+      return errorCode(err);
+    }
+    const res = new Resource(this.nextResId++, ls, wr.name, wr.disks, lease, shared);
+    this.resources.set(key, res);
+    this.log.warn(`s${ls.spaceId}:r${res.resId} resource ${resourceString(res, false).replace(/:[^:]*$/, '')}`);
+    try {
+      const opts = {
+        lver: wr.flags & RES_LVER ? wr.lver : undefined,
+        ownerNoWait: (flags & ACQ_OWNER_NOWAIT) !== 0,
+        numHosts: wr.flags & RES_NUM_HOSTS ? wr.data32 : undefined,
+      };
+      if (shared) {
+        await acquireSh(lease, opts);
+      } else {
+        await acquireEx(lease, opts);
+      }
+      res.lver = lease.heldLver || lease.leader?.lver || 0;
+      if (flags & ACQ_LVB) {
+        await lease.readLvb();
+        res.lvb = true;
+      }
+    } catch (err) {
+      this.resources.delete(key);
+      const rv = errorCode(err);
+      if (!(err instanceof SanlockError)) this.log.error(`s${ls.spaceId}:r${res.resId} acquire failed: ${(err as Error).stack ?? err}`);
+      else if (!this.daemon.cfg.quietFail) this.log.error(`s${ls.spaceId}:r${res.resId} paxos_acquire ${rv}`);
+      else this.log.debug(`s${ls.spaceId}:r${res.resId} paxos_acquire ${rv}`);
+      if (lease.needRetract) await lease.release().catch(() => {});
+      return rv;
+    }
+    res.list = 'held';
+    const t = new Token(target, res, this.nextTokenId++, persistent);
+    res.tokens.push(t);
+    this.tokensOf(target).push(t);
+    return t;
+  }
+
+  // ------------------------------------------------------------ release
+
+  /** Drops one token; the lease is released on disk when it was the last local holder. */
+  private async releaseToken(t: Token): Promise<number> {
+    const res = t.res;
+    if (t.client) {
+      const list = this.tokensOf(t.client);
+      const i = list.indexOf(t);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) {
+        t.client.killCount = 0;
+        t.client.killLast = 0;
+      }
+    }
+    const i = res.tokens.indexOf(t);
+    if (i >= 0) res.tokens.splice(i, 1);
+    if (res.tokens.length > 0) return 0;
+    return this.releaseResource(res);
+  }
+
+  private async releaseResource(res: Resource): Promise<number> {
+    res.list = 'rem';
+    if (res.ls.spaceDead || res.ls.list === 'rem') {
+      // lockspace lost or going away: the lease is abandoned, never written (daemon.md §4)
+      res.lease.abandon();
+      this.resources.delete(res.key);
+      return 0;
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (res.lease.shHeld) await releaseSh(res.lease);
+        else await res.lease.release();
+        this.resources.delete(res.key);
+        return 0;
+      } catch (err) {
+        const rv = errorCode(err);
+        this.log.error(`s${res.ls.spaceId}:r${res.resId} release error ${rv}`);
+        // timeouts are retried after io, then every 2·io (daemon.md §9); other errors give up
+        if (rv !== SanlkCode.SANLK_AIO_TIMEOUT || attempt >= 10 || (res.ls.list as string) === 'rem') {
+          this.resources.delete(res.key);
+          return rv;
+        }
+        await systemClock.sleep((attempt === 0 ? 1 : 2) * res.ls.ioTimeout * 1000);
+      }
+    }
+  }
+
+  async release(req: Request): Promise<Buffer> {
+    const { h } = req;
+    const target = req.target;
+    assert(target);
+    if (h.cmdFlags & REL_ORPHAN) {
+      const wr = req.resources[0];
+      if (!wr) return replyHeader(h, -Errno.EINVAL);
+      let n = 0;
+      for (const r of [...this.resources.values()]) {
+        if (r.list !== 'orphan' || r.ls.name !== wr.lockspaceName) continue;
+        if (wr.name && r.name !== wr.name) continue;
+        r.tokens.length = 0;
+        await this.releaseResource(r);
+        n++;
+      }
+      return replyHeader(h, n);
+    }
+    const mine = this.tokensOf(target);
+    if (h.cmdFlags & REL_ALL) {
+      let rv = 0;
+      for (const t of [...mine]) {
+        const r = await this.releaseToken(t);
+        if (r < 0) rv = r;
+      }
+      return replyHeader(h, rv);
+    }
+    let rv = 0;
+    for (const wr of req.resources) {
+      const t = mine.find((x) => x.res.ls.name === wr.lockspaceName && x.res.name === wr.name);
+      if (!t) {
+        rv = -1;
+        continue;
+      }
+      const r = await this.releaseToken(t);
+      if (r < 0) rv = r;
+    }
+    return replyHeader(h, rv);
+  }
+
+  /** The client's socket closed: release its tokens (persistent ones become orphans). */
+  clientDead(c: Client): void {
+    const tokens = [...this.tokensOf(c)];
+    c.tokens = [];
+    void (async () => {
+      for (const t of tokens) {
+        t.client = undefined;
+        const res = t.res;
+        if (t.persistent && !res.ls.spaceDead && res.tokens.length === 1) {
+          res.list = 'orphan';
+          res.orphanPid = c.pid;
+          continue;
+        }
+        const i = res.tokens.indexOf(t);
+        if (i >= 0) res.tokens.splice(i, 1);
+        if (res.tokens.length === 0) await this.releaseResource(res);
+      }
+    })();
+  }
+
+  // ------------------------------------------------------------ inquire, convert
+
+  async inquire(req: Request): Promise<Buffer[]> {
+    const target = req.target;
+    assert(target);
+    const mine = this.tokensOf(target);
+    if (mine.length === 0) return [replyHeader(req.h, 0, 0)];
+    const strs = mine.map((t) => resourceString(t.res, t.res.shared));
+    if (strs.some((s) => s.includes(' '))) return [replyHeader(req.h, -Errno.ELIBSCN, mine.length)];
+    if (strs.some((s) => s.length > 4399)) return [replyHeader(req.h, -Errno.ELIBBAD, mine.length)];
+    const text = Buffer.from(`${strs.join(' ')}\0`, 'latin1');
+    return [replyHeader(req.h, 0, mine.length, text.length), text];
+  }
+
+  async convert(req: Request): Promise<Buffer> {
+    const target = req.target;
+    assert(target);
+    const wr = req.resources[0];
+    if (!wr) return replyHeader(req.h, -Errno.EINVAL);
+    const t = this.tokensOf(target).find((x) => x.res.ls.name === wr.lockspaceName && x.res.name === wr.name);
+    if (!t) return replyHeader(req.h, -Errno.ENOENT);
+    const res = t.res;
+    const toShared = (wr.flags & RES_SHARED) !== 0;
+    if (res.shared === toShared) return replyHeader(req.h, -Errno.EALREADY);
+    try {
+      if (toShared) {
+        await convertExToSh(res.lease);
+        res.shared = true;
+      } else {
+        if (res.tokens.length > 1) return replyHeader(req.h, -Errno.EAGAIN);
+        await convertShToEx(res.lease, { ownerNoWait: (req.h.cmdFlags & ACQ_OWNER_NOWAIT) !== 0 });
+        res.shared = false;
+        res.lver = res.lease.leader?.lver ?? res.lver;
+      }
+    } catch (err) {
+      return replyHeader(req.h, errorCode(err));
+    }
+    return replyHeader(req.h, 0);
+  }
+
+  // ------------------------------------------------------------ requests and examine
+
+  async request(req: Request): Promise<Buffer> {
+    const wr = req.resources[0];
+    assert(wr);
+    const ls = this.lockspaces.findJoined(wr.lockspaceName);
+    if (!ls?.delta) return replyHeader(req.h, -Errno.ENOSPC);
+    try {
+      const lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
+      const dl = ls.delta;
+      await requestLease(lease, { lver: wr.lver, forceMode: req.h.data, nextLver: (req.h.cmdFlags & REQ_NEXT_LVER) !== 0 && wr.lver === 0 }, (owner) =>
+        dl.setRequestBit(owner),
+      );
+    } catch (err) {
+      return replyHeader(req.h, errorCode(err));
+    }
+    return replyHeader(req.h, 0);
+  }
+
+  /** Reads the request record of held leases of a lockspace (or one) and acts on them. */
+  examine(lsName: string, resName?: string): void {
+    for (const r of this.resources.values()) {
+      if (r.list !== 'held' || r.ls.name !== lsName) continue;
+      if (resName !== undefined && r.name !== resName) continue;
+      void this.examineOne(r);
+    }
+  }
+
+  private async examineOne(r: Resource): Promise<void> {
+    let d: RequestDecision;
+    try {
+      d = await examineRequest(r.lease);
+    } catch (err) {
+      this.log.error(`s${r.ls.spaceId}:r${r.resId} examine error ${errorCode(err)}`);
+      return;
+    }
+    if (d.action === 'none') return;
+    for (const t of r.tokens) {
+      const c = t.client;
+      if (!c) continue;
+      let sig: number;
+      if (d.action === 'force') sig = c.restricted & RESTRICT_SIGKILL ? SIGTERM : SIGKILL;
+      else if (c.killpath) sig = 100;
+      else sig = c.restricted & RESTRICT_SIGTERM ? SIGKILL : SIGTERM;
+      this.log.error(`s${r.ls.spaceId}:r${r.resId} do_request ${c.pid} flags 0 ${r.ls.name}:${r.name}`);
+      this.log.error(`s${r.ls.spaceId} kill ${c.pid} sig ${sig} count ${c.killCount + 1}`);
+      this.daemon.signalClient(c, sig);
+    }
+  }
+
+  async examineCmd(req: Request, which: 'lockspace' | 'resource'): Promise<Buffer> {
+    if (which === 'lockspace') {
+      const name = req.payload.toString('latin1', 0, 48).replace(/\0.*$/s, '');
+      const path = req.payload.toString('latin1', 64, 64 + 1024).replace(/\0.*$/s, '');
+      if (!name || !path) return replyHeader(req.h, -Errno.EINVAL);
+      this.examine(name);
+    } else {
+      const wr = req.resources[0];
+      assert(wr);
+      this.examine(wr.lockspaceName, wr.name);
+    }
+    return replyHeader(req.h, 0);
+  }
+
+  // ------------------------------------------------------------ lvb, killpath
+
+  private heldRes(wr: WireResource): Resource | undefined {
+    const r = this.resources.get(resKey(wr.lockspaceName, wr.name));
+    return r && r.list === 'held' ? r : undefined;
+  }
+
+  async setLvb(req: Request): Promise<Buffer> {
+    const wr = req.resources[0];
+    assert(wr);
+    const r = this.heldRes(wr);
+    if (!r) return replyHeader(req.h, -Errno.ENOENT);
+    if (!r.lvb) return replyHeader(req.h, -Errno.EINVAL);
+    if (req.extra.length > r.lease.geometry.sectorSize) return replyHeader(req.h, -Errno.E2BIG);
+    r.lease.setLvb(req.extra);
+    return replyHeader(req.h, 0);
+  }
+
+  async getLvb(req: Request): Promise<Buffer[]> {
+    const wr = req.resources[0];
+    assert(wr);
+    const r = this.heldRes(wr);
+    if (!r) return [replyHeader(req.h, -Errno.ENOENT)];
+    if (!r.lvb || !r.lease.lvb) return [replyHeader(req.h, -Errno.EINVAL)];
+    const ss = r.lease.geometry.sectorSize;
+    const len = req.h.data2 > 0 ? Math.min(req.h.data2, ss) : ss;
+    const data = Buffer.alloc(len);
+    r.lease.lvb.copy(data, 0, 0, len);
+    return [replyHeader(req.h, 0, 0, len), data];
+  }
+
+  async killpath(req: Request): Promise<Buffer> {
+    const target = req.target;
+    assert(target);
+    const str = (off: number): string => {
+      const b = req.payload.subarray(off, off + 127);
+      const n = b.indexOf(0);
+      return b.toString('latin1', 0, n < 0 ? b.length : n);
+    };
+    target.killpath = str(0);
+    target.killargs = str(128);
+    target.killpathPidFlag = (req.h.cmdFlags & KILLPATH_PID) !== 0;
+    return replyHeader(req.h, 0);
+  }
+
+  // ------------------------------------------------------------ disk-only commands
+
+  private async withDisks<T>(disks: WireDisk[], fn: (ds: Disk[]) => Promise<T>): Promise<T> {
+    const ctx = new IoContext({ name: 'res-cmd' });
+    try {
+      const ds: Disk[] = [];
+      for (const d of disks) {
+        if (!d.path) throw new SanlockError(-Errno.ENODEV, 'empty path');
+        try {
+          ds.push(await ctx.open(d.path));
+        } catch {
+          throw new SanlockError(-Errno.ENODEV, `cannot open ${d.path}`);
+        }
+      }
+      return await fn(ds);
+    } finally {
+      await ctx.close().catch(() => {});
+    }
+  }
+
+  async writeResource(req: Request): Promise<Buffer> {
+    const wr = req.resources[0];
+    assert(wr);
+    try {
+      const g = sizeFlags(wr.flags) ?? defaultGeometry(512);
+      const ms = this.daemon.cfg.writeInitIoTimeout * 1000;
+      await this.withDisks(wr.disks, async (ds) => {
+        const img = buildResourceInit({
+          geometry: g,
+          spaceName: wr.lockspaceName,
+          resourceName: wr.name,
+          numHosts: req.h.data,
+          clearTimestamp: req.h.cmdFlags & WRITE_CLEAR ? systemClock.monotonicSeconds() : undefined,
+        });
+        for (let i = 0; i < ds.length; i++) await ds[i]!.write(wr.disks[i]!.offset, img, ms);
+      });
+    } catch (err) {
+      return replyHeader(req.h, errorCode(err));
+    }
+    return replyHeader(req.h, 0);
+  }
+
+  /** READ_RESOURCE / READ_RESOURCE_OWNERS: leader (and owners) from disk, no lockspace needed. */
+  async readResource(req: Request, owners: boolean): Promise<Buffer[]> {
+    const wr = req.resources[0];
+    assert(wr);
+    const out = (rv: number, r: WireResource, hosts: Buffer[] = []): Buffer[] => {
+      const rb = encodeResource(r, false);
+      const hb = Buffer.concat(hosts);
+      return [replyHeader(req.h, rv, owners ? hosts.length : 0, RESOURCE_SIZE + hb.length), rb, hb];
+    };
+    try {
+      return await this.withDisks(wr.disks, async (ds) => {
+        const first = await ds[0]!.read(wr.disks[0]!.offset, 4096, DEFAULT_IO_TIMEOUT * 1000).catch(async () => ds[0]!.read(wr.disks[0]!.offset, 512, DEFAULT_IO_TIMEOUT * 1000));
+        const l = decodeLeader(first, 0);
+        if (l.magic !== PAXOS_DISK_MAGIC) return out(SanlkCode.SANLK_LEADER_MAGIC, wr);
+        if (wr.lockspaceName && l.spaceName !== wr.lockspaceName) return out(SanlkCode.SANLK_LEADER_LOCKSPACE, wr);
+        if (wr.name && l.resourceName !== wr.name) return out(SanlkCode.SANLK_LEADER_RESOURCE, wr);
+        const alignFlag = l.flags & 0xf0;
+        const flags = alignFlag | (l.sectorSize === 4096 ? 0x200 : 0x100);
+        const r: WireResource = { ...wr, lockspaceName: l.spaceName, name: l.resourceName, lver: l.lver, flags };
+        if (!owners) return out(0, r);
+        const lease = new PaxosLease(
+          {
+            hostId: 1,
+            generation: 0,
+            ioTimeout: DEFAULT_IO_TIMEOUT,
+            clock: systemClock,
+            random,
+            lockspace: { readDeltaRecord: async () => Promise.reject(new SanlockError(SanlkCode.SANLK_ACQUIRE_LOCKSPACE)), hostSnapshot: () => undefined },
+          },
+          {
+            spaceName: l.spaceName,
+            resourceName: l.resourceName,
+            disks: ds.map((d, i) => ({ disk: d, offset: wr.disks[i]!.offset })),
+            sectorSize: l.sectorSize,
+            alignSize: sizeFlags(flags)?.alignSize,
+          },
+        );
+        const rd = await lease.read();
+        const hosts: Buffer[] = [];
+        if (rd.leader.timestamp !== 0 && rd.leader.ownerId) {
+          const b = Buffer.alloc(HOST_SIZE);
+          encodeHost({ hostId: rd.leader.ownerId, generation: rd.leader.ownerGeneration, timestamp: rd.leader.timestamp, ioTimeout: 0, flags: 0 }, b);
+          hosts.push(b);
+        }
+        let anyShared = false;
+        rd.modes.forEach((m, q) => {
+          if (!(m.flags & MBLOCK_SHARED)) return;
+          anyShared = true;
+          const b = Buffer.alloc(HOST_SIZE);
+          encodeHost({ hostId: q + 1, generation: m.generation, timestamp: 0, ioTimeout: 0, flags: 0 }, b);
+          hosts.push(b);
+        });
+        if (anyShared) r.flags |= RES_SHARED;
+        return out(0, r, hosts);
+      });
+    } catch (err) {
+      return out(errorCode(err), wr);
+    }
+  }
+
+  // ------------------------------------------------------------ lockspace interplay, status
+
+  clientsUsing(lsName: string): Client[] {
+    const out = new Set<Client>();
+    for (const r of this.resources.values()) {
+      if (r.ls.name !== lsName) continue;
+      for (const t of r.tokens) if (t.client && !t.client.pidDead) out.add(t.client);
+    }
+    return [...out];
+  }
+
+  hasResources(lsName: string): boolean {
+    for (const r of this.resources.values()) if (r.ls.name === lsName) return true;
+    return false;
+  }
+
+  orphanCount(lsName: string): number {
+    let n = 0;
+    for (const r of this.resources.values()) if (r.ls.name === lsName && r.list === 'orphan') n++;
+    return n;
+  }
+
+  /** A removed lockspace: its leases are abandoned in memory (tokens of killed clients, orphans). */
+  dropSpace(lsName: string): void {
+    for (const r of [...this.resources.values()]) {
+      if (r.ls.name !== lsName) continue;
+      r.lease.abandon();
+      for (const t of r.tokens) {
+        if (!t.client) continue;
+        const list = this.tokensOf(t.client);
+        const i = list.indexOf(t);
+        if (i >= 0) list.splice(i, 1);
+      }
+      this.resources.delete(r.key);
+    }
+    for (const [ls, e] of this.contexts) {
+      if (ls.name !== lsName) continue;
+      this.contexts.delete(ls);
+      void e.ctx.close().catch(() => {});
+    }
+  }
+
+  statusRecords(): Buffer[] {
+    const out: Buffer[] = [];
+    const lists: ResList[] = ['held', 'add', 'rem', 'orphan'];
+    for (const list of lists) {
+      for (const r of this.resources.values()) {
+        if (r.list !== list) continue;
+        const rec = (pid: number, tokenId: number): Buffer => {
+          const text =
+            `list=${list} flags=${(r.shared ? 1 : 0).toString(16)} sector_size=${r.lease.geometry.sectorSize} align_size=${r.lease.geometry.alignSize} ` +
+            `lver=${r.lver} reused=0 res_id=${r.resId} token_id=${tokenId}`;
+          const w = r.wire();
+          return encodeState(StateType.RESOURCE, pid, r.shared ? 0 : r.lver, r.name, text, encodeResource(w, true));
+        };
+        if (list === 'held' || list === 'add') for (const t of r.tokens) out.push(rec(t.client?.pid ?? -1, t.tokenId));
+        else out.push(rec(list === 'orphan' ? r.orphanPid : -1, 0));
+      }
+    }
+    return out;
+  }
+}
+
+export function installResources(daemon: Daemon, lockspaces: LockspaceManager): ResourceManager {
+  const m = new ResourceManager(daemon, lockspaces);
+  daemon.handle(Cmd.ACQUIRE, (r) => m.acquire(r));
+  daemon.handle(Cmd.RELEASE, (r) => m.release(r));
+  daemon.handle(Cmd.INQUIRE, (r) => m.inquire(r));
+  daemon.handle(Cmd.CONVERT, (r) => m.convert(r));
+  daemon.handle(Cmd.KILLPATH, (r) => m.killpath(r));
+  daemon.handle(Cmd.REQUEST, (r) => m.request(r));
+  daemon.handle(Cmd.EXAMINE_LOCKSPACE, (r) => m.examineCmd(r, 'lockspace'));
+  daemon.handle(Cmd.EXAMINE_RESOURCE, (r) => m.examineCmd(r, 'resource'));
+  daemon.handle(Cmd.SET_LVB, (r) => m.setLvb(r));
+  daemon.handle(Cmd.GET_LVB, (r) => m.getLvb(r));
+  daemon.handle(Cmd.WRITE_RESOURCE, (r) => m.writeResource(r));
+  daemon.handle(Cmd.READ_RESOURCE, (r) => m.readResource(r, false));
+  daemon.handle(Cmd.READ_RESOURCE_OWNERS, (r) => m.readResource(r, true));
+  lockspaces.resources = {
+    clientsUsing: (n) => m.clientsUsing(n),
+    hasResources: (n) => m.hasResources(n),
+    orphanCount: (n) => m.orphanCount(n),
+    dropSpace: (n) => m.dropSpace(n),
+    examine: (n, r) => m.examine(n, r),
+  };
+  daemon.hooks = {
+    ...daemon.hooks,
+    resourceStatus: () => m.statusRecords(),
+    clientDead: (c) => m.clientDead(c),
+  };
+  return m;
+}

@@ -1,0 +1,698 @@
+// The daemon's socket side: accept, per-connection framing by command (never by `length`),
+// the three command classes of protocol.md §3.3, class-A commands inline, registration and
+// client death, status/log_dump/version/shutdown.
+import assert from 'node:assert';
+import { createServer, type Server, type Socket } from 'node:net';
+import { Errno } from '../codes.js';
+import { type Client, ClientTable, RESTRICT_ALL } from './clients.js';
+import type { DaemonConfig } from './config.js';
+import { monotime } from './clock.js';
+import type { DaemonLog } from './log.js';
+import { spawn } from 'node:child_process';
+import { peerCred, ProcessHandle, socketFd } from './native.js';
+import {
+  Cmd,
+  cmdNames,
+  DISK_SIZE,
+  decodeHeader,
+  decodeResourceHead,
+  decodeDisk,
+  encodeHeader,
+  encodeState,
+  HEADER_SIZE,
+  type Header,
+  HOST_EVENT_SIZE,
+  LOCKSPACE_SIZE,
+  MAX_DISKS,
+  MAX_RESOURCES,
+  OPTIONS_SIZE,
+  RESOURCE_SIZE,
+  replyHeader,
+  SM_MAGIC,
+  SM_PROTO,
+  StateType,
+  VERSION_HEX,
+  type WireResource,
+} from './wire.js';
+
+export const VERSION_STR = '3.8.5';
+
+/**
+ * killpath args as sanlock's helper splits them: whitespace separates, `\ ` keeps a space,
+ * `\\` a backslash, any other escape stops parsing; at most 8 argv entries including the path.
+ */
+export function splitKillArgs(args: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let have = false;
+  for (let i = 0; i < args.length; i++) {
+    const ch = args[i]!;
+    if (ch === '\\') {
+      const nx = args[i + 1];
+      if (nx === ' ' || nx === '\\') {
+        cur += nx;
+        have = true;
+        i++;
+        continue;
+      }
+      break;
+    }
+    if (ch === ' ' || ch === '\t' || ch === '\n') {
+      if (have) out.push(cur);
+      cur = '';
+      have = false;
+      continue;
+    }
+    cur += ch;
+    have = true;
+  }
+  if (have) out.push(cur);
+  return out.slice(0, 7);
+}
+
+/** A decoded request handed to a command handler. */
+export interface Request {
+  /** the connection the request came in on */
+  client: Client;
+  /** class C: the registered client the command acts on */
+  target?: Client;
+  h: Header;
+  /** fixed payload as read (lockspace/disk/rindex structs, killpath strings) */
+  payload: Buffer;
+  /** resources with their disks, for commands carrying sanlk_resource */
+  resources: WireResource[];
+  /** sanlk_options (acquire) or the lvb bytes (set_lvb) */
+  extra: Buffer;
+  /** a handler that keeps the socket (REG_EVENT) sets this; the server then forgets it */
+  handedOver?: boolean;
+}
+
+/** Reply bytes, or null for "no reply". */
+export type Handler = (req: Request) => Promise<Buffer | Buffer[] | null>;
+
+const CLASS_A: ReadonlySet<number> = new Set([1, 4, 5, 6, 10, 15, 22, 23, 28, 30, 31, 33, 34]);
+const CLASS_C: ReadonlySet<number> = new Set([7, 8, 9, 17, 27]);
+/** class A commands after which the daemon keeps the connection open */
+const CLASS_A_KEEP: ReadonlySet<number> = new Set([Cmd.REGISTER, Cmd.RESTRICT, Cmd.VERSION]);
+
+export interface DaemonHooks {
+  /** number of lockspaces on any list (add, joined, rem): shutdown is refused while > 0 */
+  lockspaceCount(): number;
+  /** LOCKSPACE records (each followed by its sanlk_lockspace) for STATUS */
+  lockspaceStatus(): Buffer[];
+  /** RESOURCE records for STATUS */
+  resourceStatus(): Buffer[];
+  /** a registered client's socket closed (and no command is running for it) */
+  clientDead(c: Client): void;
+  /** once a second from the main loop */
+  tick(): void;
+  /** forced shutdown: treat every lockspace like rem_lockspace and wait until all are gone */
+  forceShutdown(): Promise<void>;
+}
+
+const noHooks: DaemonHooks = {
+  lockspaceCount: () => 0,
+  lockspaceStatus: () => [],
+  resourceStatus: () => [],
+  clientDead: () => {},
+  tick: () => {},
+  forceShutdown: async () => {},
+};
+
+/** Counting semaphore standing in for sanlock's worker thread pool. */
+class WorkerPool {
+  private busy = 0;
+  private queue: (() => void)[] = [];
+  constructor(private readonly max: number) {
+    assert(max >= 1);
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.busy >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    else this.busy++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.busy--;
+    }
+  }
+}
+
+export class Daemon {
+  readonly clients = new ClientTable();
+  readonly handlers = new Map<number, Handler>();
+  hooks: DaemonHooks = noHooks;
+  readonly startMonotime = monotime();
+  private server: Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private exitRequested = false;
+  private exiting = false;
+  private shutdownWaiters: Client[] = [];
+  private resolveDone!: (code: number) => void;
+  readonly done: Promise<number>;
+  private readonly workers: WorkerPool;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly cfg: DaemonConfig,
+    readonly log: DaemonLog,
+    readonly hostName: string,
+    readonly uid: number,
+    readonly gid: number,
+  ) {
+    this.done = new Promise((r) => {
+      this.resolveDone = r;
+    });
+    this.workers = new WorkerPool(Math.max(2, cfg.maxWorkerThreads));
+    this.handle(Cmd.SHUTDOWN_WAIT, (req) => this.shutdownWait(req));
+  }
+
+  /** SHUTDOWN_WAIT (class B): -EBUSY while lockspaces exist, else a cmd-0 header at exit. */
+  private async shutdownWait(req: Request): Promise<Buffer | null> {
+    const rv = this.requestShutdown(req.h.data !== 0, req.client);
+    if (rv < 0) return replyHeader(req.h, rv);
+    return null;
+  }
+
+  handle(cmd: number, h: Handler): void {
+    assert(!this.handlers.has(cmd), `handler for ${cmd} registered twice`);
+    this.handlers.set(cmd, h);
+  }
+
+  /** Starts listening on an already-created server socket path. */
+  listen(path: string): Promise<void> {
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.accept(sock));
+    this.server = server;
+    server.maxConnections = 1022;
+    this.timer = setInterval(() => this.mainTick(), 1000);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path, backlog: 5 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private accept(sock: Socket): void {
+    let fd = -1;
+    try {
+      fd = socketFd(sock);
+    } catch {
+      fd = -1;
+    }
+    const c = this.clients.add(sock, fd);
+    if (!c) {
+      this.log.error('client_add no free slot');
+      sock.destroy();
+      return;
+    }
+    this.sockets.add(sock);
+    sock.on('error', () => {
+      // ECONNRESET etc.: the reader sees the close
+    });
+    sock.on('close', () => this.sockets.delete(sock));
+    if (this.cfg.debugClients) this.log.debug(`cl ${c.ci}:${fd} new`);
+    void this.connectionLoop(c);
+  }
+
+  /** Reads and runs one message at a time: a connection is not polled while its command runs. */
+  private async connectionLoop(c: Client): Promise<void> {
+    const reader = c.reader!;
+    for (;;) {
+      if (c.closed) return;
+      const hb = await reader.read(HEADER_SIZE);
+      if (!hb) break;
+      const h = decodeHeader(hb);
+      if (h.magic !== SM_MAGIC) {
+        this.log.error(`ci ${c.ci} recv ${HEADER_SIZE} magic ${h.magic.toString(16)} vs ${SM_MAGIC.toString(16)}`);
+        continue;
+      }
+      if (c.restricted & RESTRICT_ALL) {
+        this.log.error(`ci ${c.ci} fd ${c.fd} pid ${c.pid} cmd ${h.cmd} restrict all`);
+        continue;
+      }
+      if (h.version !== 0 && h.cmd !== Cmd.VERSION && (h.version & 0xffff0000) >>> 0 > (SM_PROTO & 0xffff0000)) {
+        this.log.error(`ci ${c.ci} recv ${HEADER_SIZE} proto ${h.version.toString(16)} vs ${SM_PROTO.toString(16)}`);
+        continue;
+      }
+      if (h.cmd < 1 || h.cmd > 40) {
+        this.log.error(`ci ${c.ci} cmd ${h.cmd} unknown`);
+        continue;
+      }
+      let keep: boolean;
+      try {
+        keep = await this.dispatch(c, h);
+      } catch (err) {
+        this.log.error(`ci ${c.ci} cmd ${h.cmd} failed: ${(err as Error).stack ?? err}`);
+        keep = false;
+        c.sock?.destroy();
+      }
+      if (!keep) return;
+    }
+    this.connectionClosed(c);
+  }
+
+  private connectionClosed(c: Client): void {
+    if (c.closed) return;
+    c.closed = true;
+    c.sock?.destroy();
+    if (this.cfg.debugClients) this.log.debug(`cl ${c.ci}:${c.fd} closed pid ${c.pid}`);
+    if (c.registered) {
+      c.pidDead = true;
+      if (c.cmdActive) {
+        // the running command finishes, then frees the client (protocol.md §5.3)
+        c.needFree = true;
+        return;
+      }
+      this.freeDeadClient(c, 0);
+      return;
+    }
+    this.clients.remove(c);
+  }
+
+  private freeDeadClient(c: Client, cmdActive: number): void {
+    if (c.freed) return;
+    c.freed = true;
+    this.log.debug(`client_pid_dead ${c.ci},${c.fd},${c.pid} cmd_active ${cmdActive} suspend 0`);
+    if (this.clients.slots[c.ci] === c) this.clients.remove(c);
+    this.hooks.clientDead(c);
+    c.proc?.close();
+    c.proc = undefined;
+  }
+
+  /**
+   * Sends sig to a registered client's process through its pidfd; sig 100 runs the client's
+   * killpath program instead (daemon.md §5.3), with the pid appended when it asked for that.
+   */
+  signalClient(c: Client, sig: number): void {
+    if (sig === 100) {
+      if (!c.killpath) return;
+      const argv = splitKillArgs(c.killargs);
+      if (c.killpathPidFlag) argv.push(String(c.pid));
+      try {
+        const child = spawn(c.killpath, argv, { stdio: 'ignore', detached: true });
+        child.on('error', (err) => this.log.error(`killpath ${c.killpath} failed: ${err.message}`));
+        child.unref();
+      } catch (err) {
+        this.log.error(`killpath ${c.killpath} failed: ${(err as Error).message}`);
+      }
+      return;
+    }
+    if (!c.proc) {
+      this.log.error(`kill ${c.pid} sig ${sig}: no process handle`);
+      return;
+    }
+    const rv = c.proc.signal(sig);
+    if (rv < 0 && rv !== -3) this.log.error(`kill ${c.pid} sig ${sig} errno ${-rv}`);
+  }
+
+  /** Runs one request; returns whether the connection stays open for further messages. */
+  private async dispatch(c: Client, h: Header): Promise<boolean> {
+    if (CLASS_A.has(h.cmd)) return this.classA(c, h);
+    if (this.cfg.debugCmds & (1n << BigInt(h.cmd))) this.log.debug(`cmd_${cmdNames[h.cmd]} ${c.ci},${c.fd} ...`);
+    if (CLASS_C.has(h.cmd)) {
+      const pre = this.classCTarget(h, c);
+      if (typeof pre === 'number') {
+        await this.drainPayload(c, h, 0);
+        c.send(replyHeader(h, pre));
+        return true;
+      }
+      const target = pre;
+      target.cmdActive = h.cmd;
+      c.cmdActive = h.cmd;
+      try {
+        return await this.workers.run(() => this.runWorkerCmd(c, h, target));
+      } finally {
+        target.cmdActive = 0;
+        target.cmdLast = h.cmd;
+        c.cmdActive = 0;
+        c.cmdLast = h.cmd;
+        if (target.needFree && target.pidDead) this.freeDeadClient(target, h.cmd);
+      }
+    }
+    c.cmdActive = h.cmd;
+    try {
+      return await this.workers.run(() => this.runWorkerCmd(c, h, undefined));
+    } finally {
+      c.cmdActive = 0;
+      c.cmdLast = h.cmd;
+    }
+  }
+
+  private classCTarget(h: Header, c: Client): Client | number {
+    let target: Client | undefined;
+    if (h.data2 === -1) {
+      target = c;
+    } else {
+      target = this.clients.findPidAny(h.data2);
+      if (!target) return -Errno.ESRCH;
+    }
+    if (!target.registered) return -Errno.EBUSY;
+    if (target.pidDead || target.needFree) return -Errno.EBUSY;
+    if (target.cmdActive) return -Errno.EBUSY;
+    if (h.cmd === Cmd.ACQUIRE && target.killCount > 0) return -Errno.EBUSY;
+    return target;
+  }
+
+  /** Drops whatever of the message's payload the peer sent (bounded by `length`, 20 ms). */
+  private async drainPayload(c: Client, h: Header, consumed: number): Promise<void> {
+    const rest = h.length - HEADER_SIZE - consumed;
+    if (rest > 0) await c.reader!.drain(Math.min(rest, 64 * 1024 * 1024));
+  }
+
+  private async runWorkerCmd(c: Client, h: Header, target: Client | undefined): Promise<boolean> {
+    const got = await this.readPayload(c, h);
+    if (got === 'closed') return this.closeFromCommand(c);
+    if (typeof got === 'number') {
+      c.send(replyHeader(h, got));
+      return true;
+    }
+    got.target = target;
+    const handler = this.handlers.get(h.cmd);
+    let reply: Buffer | Buffer[] | null;
+    if (!handler) {
+      this.log.error(`cmd ${cmdNames[h.cmd]} not implemented`);
+      reply = replyHeader(h, -Errno.EINVAL);
+    } else {
+      reply = await handler(got);
+    }
+    if (got.handedOver) return false;
+    if (reply) c.send(reply);
+    return true;
+  }
+
+  private closeFromCommand(c: Client): boolean {
+    this.connectionClosed(c);
+    return false;
+  }
+
+  /**
+   * Reads the fixed payload of a command (protocol.md §4.3). Returns 'closed' when the peer
+   * went away mid-message, or a negative result after an early validation error (payload
+   * drained), else the request.
+   */
+  private async readPayload(c: Client, h: Header): Promise<Request | 'closed' | number> {
+    const r = c.reader!;
+    const req: Request = { client: c, h, payload: Buffer.alloc(0), resources: [], extra: Buffer.alloc(0) };
+    const fixed = async (n: number): Promise<boolean> => {
+      const b = await r.read(n);
+      if (!b) return false;
+      req.payload = b;
+      return true;
+    };
+    let consumed = 0;
+    const readRes = async (withDisks: boolean): Promise<WireResource | 'closed' | number> => {
+      const rb = await r.read(RESOURCE_SIZE);
+      if (!rb) return 'closed';
+      consumed += RESOURCE_SIZE;
+      const res = decodeResourceHead(rb);
+      if (!withDisks) return res;
+      if (res.numDisks === 0 || res.numDisks > MAX_DISKS) return -Errno.ERANGE;
+      const db = await r.read(res.numDisks * DISK_SIZE);
+      if (!db) return 'closed';
+      consumed += res.numDisks * DISK_SIZE;
+      for (let i = 0; i < res.numDisks; i++) res.disks.push(decodeDisk(db, i * DISK_SIZE));
+      return res;
+    };
+    const fail = async (code: number): Promise<number> => {
+      await this.drainPayload(c, h, consumed);
+      return code;
+    };
+    switch (h.cmd) {
+      case Cmd.ADD_LOCKSPACE:
+      case Cmd.REM_LOCKSPACE:
+      case Cmd.EXAMINE_LOCKSPACE:
+      case Cmd.HOST_STATUS:
+      case Cmd.INQ_LOCKSPACE:
+      case Cmd.WRITE_LOCKSPACE:
+      case Cmd.READ_LOCKSPACE:
+      case Cmd.GET_HOSTS:
+      case Cmd.END_EVENT:
+      case Cmd.SET_CONFIG:
+      case Cmd.RENEWAL:
+      case Cmd.FORMAT_RINDEX:
+      case Cmd.REBUILD_RINDEX:
+        return (await fixed(LOCKSPACE_SIZE)) ? req : 'closed';
+      case Cmd.REG_EVENT:
+      case Cmd.SET_EVENT:
+        return (await fixed(LOCKSPACE_SIZE + HOST_EVENT_SIZE)) ? req : 'closed';
+      case Cmd.UPDATE_RINDEX:
+      case Cmd.LOOKUP_RINDEX:
+      case Cmd.CREATE_RESOURCE:
+      case Cmd.DELETE_RESOURCE:
+        return (await fixed(LOCKSPACE_SIZE + 64)) ? req : 'closed';
+      case Cmd.ALIGN:
+        return (await fixed(DISK_SIZE)) ? req : 'closed';
+      case Cmd.KILLPATH:
+        return (await fixed(256)) ? req : 'closed';
+      case Cmd.ACQUIRE: {
+        if (h.data < 0 || h.data > MAX_RESOURCES) return fail(-Errno.E2BIG);
+        for (let i = 0; i < h.data; i++) {
+          const res = await readRes(true);
+          if (res === 'closed') return 'closed';
+          if (typeof res === 'number') return fail(res);
+          req.resources.push(res);
+        }
+        const ob = await r.read(OPTIONS_SIZE);
+        if (!ob) return 'closed';
+        req.extra = ob;
+        return req;
+      }
+      case Cmd.RELEASE: {
+        if (h.data < 0 || h.data > MAX_RESOURCES) return fail(-Errno.E2BIG);
+        for (let i = 0; i < h.data; i++) {
+          const res = await readRes(false);
+          if (res === 'closed') return 'closed';
+          if (typeof res === 'number') return fail(res);
+          req.resources.push(res);
+        }
+        return req;
+      }
+      case Cmd.REQUEST:
+      case Cmd.WRITE_RESOURCE:
+      case Cmd.READ_RESOURCE:
+      case Cmd.READ_RESOURCE_OWNERS: {
+        const res = await readRes(true);
+        if (res === 'closed') return 'closed';
+        if (typeof res === 'number') return fail(res);
+        req.resources.push(res);
+        return req;
+      }
+      case Cmd.EXAMINE_RESOURCE:
+      case Cmd.GET_LVB:
+      case Cmd.CONVERT: {
+        const res = await readRes(false);
+        if (res === 'closed') return 'closed';
+        if (typeof res === 'number') return fail(res);
+        req.resources.push(res);
+        return req;
+      }
+      case Cmd.SET_LVB: {
+        const res = await readRes(false);
+        if (res === 'closed') return 'closed';
+        if (typeof res === 'number') return fail(res);
+        req.resources.push(res);
+        const lvblen = h.length - HEADER_SIZE - RESOURCE_SIZE;
+        if (lvblen > 4096) return fail(-Errno.E2BIG);
+        if (lvblen > 0) {
+          const lb = await r.read(lvblen);
+          if (!lb) return 'closed';
+          req.extra = lb;
+        }
+        return req;
+      }
+      default:
+        return req; // INQUIRE, SHUTDOWN_WAIT and class A commands without payload
+    }
+  }
+
+  // ---------------------------------------------------------------- class A
+
+  private async classA(c: Client, h: Header): Promise<boolean> {
+    if (h.cmd !== Cmd.VERSION && this.cfg.debugCmds & (1n << BigInt(h.cmd))) {
+      this.log.debug(`cmd_${cmdNames[h.cmd]} ${c.ci},${c.fd}`);
+    }
+    switch (h.cmd) {
+      case Cmd.REGISTER:
+        this.register(c);
+        return true;
+      case Cmd.VERSION:
+        c.send(encodeHeader({ magic: SM_MAGIC, version: SM_PROTO, cmd: Cmd.VERSION, cmdFlags: 0, length: HEADER_SIZE, seq: 0, data: 0, data2: VERSION_HEX }));
+        return true;
+      case Cmd.RESTRICT:
+        c.restricted = h.cmdFlags;
+        c.send(replyHeader(h, 0));
+        return true;
+      case Cmd.SHUTDOWN:
+        this.requestShutdown(h.data !== 0, undefined);
+        c.sock?.end();
+        this.connectionClosed(c);
+        return false;
+      case Cmd.STATUS:
+        c.internalName = 'status';
+        c.sendAndClose([replyHeader(h, 0), ...this.statusRecords(h.data)]);
+        this.connectionClosed(c);
+        return false;
+      case Cmd.LOG_DUMP: {
+        const text = this.log.dump();
+        c.sendAndClose([encodeHeader({ ...h, magic: SM_MAGIC, version: SM_PROTO, length: HEADER_SIZE, data: text.length, data2: 0 }), text]);
+        this.connectionClosed(c);
+        return false;
+      }
+      default: {
+        // lockspace-level class A commands (payload + handler), connection closed afterwards
+        const got = await this.readPayload(c, h);
+        if (got === 'closed') {
+          this.connectionClosed(c);
+          return false;
+        }
+        if (typeof got === 'number') {
+          c.sendAndClose(replyHeader(h, got));
+          this.connectionClosed(c);
+          return false;
+        }
+        const handler = this.handlers.get(h.cmd);
+        const reply = handler ? await handler(got) : replyHeader(h, -Errno.EINVAL);
+        if (got.handedOver) {
+          // the event channel now owns the socket: forget the slot without treating it as death
+          if (reply) c.send(reply);
+          c.closed = true;
+          if (this.clients.slots[c.ci] === c) this.clients.remove(c);
+          return false;
+        }
+        if (reply) c.sendAndClose(reply);
+        else c.sock?.end();
+        if (CLASS_A_KEEP.has(h.cmd)) return true;
+        this.connectionClosed(c);
+        return false;
+      }
+    }
+  }
+
+  private register(c: Client): void {
+    let pid = -1;
+    try {
+      pid = peerCred(c.fd).pid;
+    } catch (err) {
+      this.log.error(`ci ${c.ci} fd ${c.fd} SO_PEERCRED failed ${(err as Error).message}`);
+      return;
+    }
+    c.pid = pid;
+    c.registered = true;
+    c.proc?.close();
+    const ph = ProcessHandle.open(pid);
+    c.proc = typeof ph === 'number' ? undefined : ph;
+    c.ownerName = String(pid);
+    c.tokens = [];
+    this.log.debug(`cmd_register ci ${c.ci} fd ${c.fd} pid ${pid}`);
+  }
+
+  // ---------------------------------------------------------------- status
+
+  daemonStatusText(): string {
+    const cfg = this.cfg;
+    const hex64 = (v: bigint): string => `0x${v.toString(16)}`;
+    return [
+      `our_host_name=${this.hostName}`,
+      `use_watchdog=${cfg.useWatchdog}`,
+      `high_priority=${cfg.highPriority}`,
+      `mlock_level=${cfg.mlockLevel}`,
+      `quiet_fail=${cfg.quietFail}`,
+      `debug_renew=${cfg.debugRenew}`,
+      `debug_clients=${cfg.debugClients}`,
+      `debug_cmds=${hex64(cfg.debugCmds)}`,
+      `renewal_history_size=${cfg.renewalHistorySize}`,
+      `gid=${this.gid}`,
+      `uid=${this.uid}`,
+      `sh_retries=${cfg.shRetries}`,
+      `max_sectors_kb_ignore=${cfg.maxSectorsKbIgnore}`,
+      `max_sectors_kb_align=${cfg.maxSectorsKbAlign}`,
+      `max_sectors_kb_num=${cfg.maxSectorsKbNum}`,
+      `max_worker_threads=${cfg.maxWorkerThreads}`,
+      `write_init_io_timeout=${cfg.writeInitIoTimeout}`,
+      `use_aio=${cfg.useAio}`,
+      `kill_grace_seconds=${cfg.killGraceSeconds}`,
+      // signals are sent by the daemon itself (pidfd), so the "helper" is this process
+      `helper_pid=${process.pid}`,
+      'helper_kill_fd=-1',
+      'helper_full_count=0',
+      `helper_last_status=${monotime()}`,
+      `monotime=${monotime()}`,
+      `version_str=${VERSION_STR}`,
+      `version_num=${VERSION_STR}`,
+      `version_hex=${VERSION_HEX.toString(16).padStart(8, '0')}`,
+      `smproto_hex=${SM_PROTO.toString(16).padStart(8, '0')}`,
+    ].join(' ');
+  }
+
+  statusRecords(detail: number): Buffer[] {
+    const out: Buffer[] = [encodeState(StateType.DAEMON, 0, 0, this.hostName, this.daemonStatusText())];
+    if (detail === 1) return out;
+    for (const c of this.clients.slots) {
+      if (!c) continue;
+      const text =
+        `ci=${c.ci} fd=${c.fd} pid=${c.pid} flags=${(c.registered ? 1 : 0).toString(16)} restricted=${c.restricted.toString(16)} ` +
+        `cmd_active=${c.cmdActive} cmd_last=${c.cmdLast} pid_dead=${c.pidDead ? 1 : 0} kill_count=${c.killCount} ` +
+        `kill_last=${c.killLast} suspend=0 need_free=${c.needFree ? 1 : 0}`;
+      let name = c.registered ? c.ownerName : c.internalName;
+      if (!c.registered && c.cmdActive) name = cmdNames[c.cmdActive] ?? `cmd${c.cmdActive}`;
+      out.push(encodeState(StateType.CLIENT, c.pid, 0, name, text));
+    }
+    if (detail === 2) return out;
+    out.push(...this.hooks.lockspaceStatus());
+    if (detail === 3) return out;
+    out.push(...this.hooks.resourceStatus());
+    return out;
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /** SHUTDOWN / signals: refused (logged) while lockspaces exist unless forced. */
+  requestShutdown(force: boolean, waiter: Client | undefined): number {
+    if (this.exiting) return 0;
+    if (!force && this.hooks.lockspaceCount() > 0) {
+      this.log.debug('ignore shutdown, lockspace exists');
+      return -Errno.EBUSY;
+    }
+    if (waiter) this.shutdownWaiters.push(waiter);
+    if (force && this.hooks.lockspaceCount() > 0) {
+      this.exiting = true;
+      void this.hooks.forceShutdown().finally(() => this.exit());
+      return 0;
+    }
+    this.exitRequested = true;
+    return 0;
+  }
+
+  private mainTick(): void {
+    if (this.exitRequested && !this.exiting) {
+      this.exiting = true;
+      this.exit();
+      return;
+    }
+    try {
+      this.hooks.tick();
+    } catch (err) {
+      this.log.error(`main loop tick failed: ${(err as Error).stack ?? err}`);
+    }
+  }
+
+  /** Stops everything; socket and pid files stay in the run dir, as sanlock leaves them. */
+  exit(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const w of this.shutdownWaiters) {
+      w.sendAndClose(encodeHeader({ magic: SM_MAGIC, version: SM_PROTO, cmd: 0, cmdFlags: 0, length: HEADER_SIZE, seq: 0, data: 0, data2: 0 }));
+    }
+    this.shutdownWaiters = [];
+    this.server?.close();
+    // give the waiter replies a moment to flush, then drop every connection
+    setTimeout(() => {
+      for (const s of this.sockets) s.destroy();
+      this.log.warn('sanlock daemon exit');
+      this.resolveDone(0);
+    }, 20);
+  }
+}

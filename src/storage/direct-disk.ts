@@ -1,0 +1,239 @@
+// The real Disk: O_DIRECT|O_SYNC I/O on a regular file or block device, run on worker threads
+// of an IoContext (see io-context.ts for why and for the late-I/O rules), with per-call
+// deadlines like sanlock's aio timeouts.
+import assert from 'node:assert';
+import fs from 'node:fs';
+import { Errno, SanlockError } from '../codes.js';
+import type { Disk, DiskOpener } from './disk.js';
+import { IoContext, type IoOwner } from './io-context.js';
+import type { WorkerReply } from './io-protocol.js';
+
+export interface DirectDiskOptions {
+  readOnly?: boolean;
+  /** Use this sector size instead of the detected one (a positive power of two ≥ 512). */
+  sectorSize?: number;
+  /** Deadline of the open itself (default 10000 ms). */
+  timeoutMs?: number;
+  /** Test hook: the worker blocks this long before the open syscall. */
+  openStallMs?: number;
+}
+
+export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+
+function validSectorSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 512 && (n & (n - 1)) === 0;
+}
+
+export class DirectDisk implements Disk, IoOwner {
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** Sector size in use: the override, else 512 for files, the logical size for block devices. */
+  readonly sectorSize: number;
+  readonly isBlockDevice: boolean;
+  /** What the device reports (512/512 for regular files, as sanlock assumes). */
+  readonly logicalSectorSize: number;
+  readonly physicalSectorSize: number;
+  readonly context: IoContext;
+  reads = 0;
+  writes = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  private readonly fd: number;
+  private readonly ownsContext: boolean;
+  private pending = 0;
+  private closed = false;
+  private fdClosed = false;
+  private stallMs = 0;
+  private stallCount = 0;
+
+  private constructor(
+    ctx: IoContext,
+    ownsContext: boolean,
+    path: string,
+    fd: number,
+    readOnly: boolean,
+    info: { isBlock: boolean; logical: number; physical: number },
+    sectorSize: number,
+  ) {
+    this.context = ctx;
+    this.ownsContext = ownsContext;
+    this.path = path;
+    this.fd = fd;
+    this.readOnly = readOnly;
+    this.isBlockDevice = info.isBlock;
+    this.logicalSectorSize = info.logical;
+    this.physicalSectorSize = info.physical;
+    this.sectorSize = sectorSize;
+  }
+
+  /** @internal use IoContext.open or openDirectDisk. */
+  static async openIn(ctx: IoContext, path: string, opts: DirectDiskOptions = {}, ownsContext = false): Promise<DirectDisk> {
+    if (opts.sectorSize !== undefined && !validSectorSize(opts.sectorSize)) {
+      throw new SanlockError(-Errno.EINVAL, `invalid sector size ${opts.sectorSize}`);
+    }
+    const readOnly = opts.readOnly ?? false;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    // An open that completes after its deadline must not leak its fd.
+    const lateOpenCloser: IoOwner = {
+      onJobDone(late: WorkerReply | undefined) {
+        if (!late?.ok || late.fd === undefined) return;
+        const fd = late.fd;
+        if (ctx.canStartNow) ctx.submit({ op: 'close', fd, stallMs: 0 }, DEFAULT_OPEN_TIMEOUT_MS).catch(() => {});
+        else fs.close(fd, () => {});
+      },
+    };
+    let reply: WorkerReply & { ok: true };
+    try {
+      reply = await ctx.submit({ op: 'open', path, readOnly, stallMs: opts.openStallMs ?? 0 }, timeoutMs, lateOpenCloser, `open ${path}`);
+    } catch (e) {
+      throw e instanceof SanlockError ? new SanlockError(e.code, e.message, { ...e.details, path }) : e;
+    }
+    assert(reply.fd !== undefined && reply.logicalSectorSize !== undefined);
+    const logical = reply.logicalSectorSize;
+    const physical = reply.physicalSectorSize ?? logical;
+    const sectorSize = opts.sectorSize ?? logical;
+    const disk = new DirectDisk(ctx, ownsContext, path, reply.fd, readOnly, { isBlock: reply.isBlock ?? false, logical, physical }, sectorSize);
+    ctx.addMember(disk);
+    return disk;
+  }
+
+  private check(offset: number, length: number, what: string): void {
+    if (this.closed) throw new SanlockError(-Errno.EBADF, `${what} ${this.path}: disk is closed`);
+    // O_DIRECT refuses unaligned I/O with EINVAL; refuse before touching the device so
+    // that nothing is written.
+    if (
+      !Number.isSafeInteger(offset) ||
+      offset < 0 ||
+      !Number.isSafeInteger(length) ||
+      length <= 0 ||
+      offset % this.sectorSize !== 0 ||
+      length % this.sectorSize !== 0
+    ) {
+      throw new SanlockError(-Errno.EINVAL, `${what} ${this.path}: unaligned I/O offset ${offset} length ${length} sector size ${this.sectorSize}`);
+    }
+  }
+
+  private takeStall(): number {
+    if (this.stallCount <= 0) return 0;
+    this.stallCount--;
+    return this.stallMs;
+  }
+
+  async read(offset: number, length: number, timeoutMs: number): Promise<Buffer> {
+    this.check(offset, length, 'read');
+    this.pending++;
+    const reply = await this.context.submit(
+      { op: 'read', fd: this.fd, offset, length, stallMs: this.takeStall() },
+      timeoutMs,
+      this,
+      `read ${this.path} offset ${offset} length ${length}`,
+    );
+    assert(reply.data && reply.data.length === length);
+    this.reads++;
+    this.bytesRead += length;
+    return reply.data;
+  }
+
+  async write(offset: number, data: Buffer, timeoutMs: number): Promise<void> {
+    this.check(offset, data.length, 'write');
+    // The context copies `data` before this call returns, so the caller may reuse it even
+    // if the I/O runs late after a timeout.
+    this.pending++;
+    await this.context.submit(
+      { op: 'write', fd: this.fd, offset, length: data.length, stallMs: this.takeStall() },
+      timeoutMs,
+      this,
+      `write ${this.path} offset ${offset} length ${data.length}`,
+      data,
+    );
+    this.writes++;
+    this.bytesWritten += data.length;
+  }
+
+  /** Bytes in the file, or of the block device. */
+  async size(timeoutMs = DEFAULT_OPEN_TIMEOUT_MS): Promise<number> {
+    if (this.closed) throw new SanlockError(-Errno.EBADF, `size ${this.path}: disk is closed`);
+    this.pending++;
+    const reply = await this.context.submit({ op: 'size', fd: this.fd, stallMs: 0 }, timeoutMs, this, `size ${this.path}`);
+    assert(reply.size !== undefined);
+    return reply.size;
+  }
+
+  /**
+   * Test hook: the next `count` I/Os of this disk block their worker thread for `ms` before
+   * the syscall, like a device that answers late (context.releaseStalls() ends them early).
+   */
+  injectStall(ms: number, count = 1): void {
+    this.stallMs = ms;
+    this.stallCount = count;
+  }
+
+  /** @internal */
+  onJobDone(): void {
+    this.pending--;
+    assert(this.pending >= 0);
+    if (this.closed && this.pending === 0) void this.closeFd();
+  }
+
+  /**
+   * Stops using the disk. Never waits for a hung I/O: the fd is closed once the last request
+   * that reached a worker returns, so a late I/O cannot hit a reused fd number.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Requests still queued never reached a worker: they fail now.
+    this.context.dropQueued(this, new SanlockError(-Errno.EBADF, `${this.path}: disk closed`));
+    if (this.pending === 0) await this.closeFd();
+    // A private context has nothing else to do: its idle workers end now, the stuck ones
+    // when their I/O returns (the fd is closed then, see onJobDone).
+    else if (this.ownsContext) await this.context.close();
+  }
+
+  private async closeFd(): Promise<void> {
+    if (this.fdClosed) return;
+    this.fdClosed = true;
+    this.context.removeMember(this);
+    try {
+      if (this.context.canStartNow) {
+        // On a worker: the last close of a block device flushes it, an NFS close talks to
+        // the server, either may block.
+        await this.context.submit({ op: 'close', fd: this.fd, stallMs: 0 }, DEFAULT_OPEN_TIMEOUT_MS, undefined, `close ${this.path}`);
+      } else {
+        // Every worker is stuck on (other disks') hung I/O: closing must not wait behind them.
+        // No request of this disk is in a worker, so the fd number is safe to release.
+        await new Promise<void>((resolve) => fs.close(this.fd, () => resolve()));
+      }
+    } catch {
+      // A close that fails or times out leaves nothing for the caller to do.
+    } finally {
+      if (this.ownsContext) await this.context.close();
+    }
+  }
+}
+
+/** Opens a disk with a private IoContext (its own worker threads, at most 2). */
+export async function openDirectDisk(path: string, opts: DirectDiskOptions = {}): Promise<DirectDisk> {
+  const ctx = new IoContext({ name: path });
+  try {
+    return await DirectDisk.openIn(ctx, path, opts, true);
+  } catch (e) {
+    await ctx.close();
+    throw e;
+  }
+}
+
+/** A DiskOpener for the lease layer: disks on `context` if given, else each on its own. */
+export class DirectDiskOpener implements DiskOpener {
+  readonly context: IoContext | undefined;
+  readonly opts: DirectDiskOptions;
+
+  constructor(context?: IoContext, opts: DirectDiskOptions = {}) {
+    this.context = context;
+    this.opts = opts;
+  }
+
+  open(path: string): Promise<DirectDisk> {
+    return this.context ? this.context.open(path, this.opts) : openDirectDisk(path, this.opts);
+  }
+}
