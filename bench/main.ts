@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 export interface Row {
   /** What was measured, e.g. "read 4 KiB median". */
   metric: string;
+  /** NaN for a row that only carries a note. */
   value: number;
   unit: string;
   /** The same quantity for the reference implementation (dd, real sanlock...), if any. */
@@ -22,6 +23,7 @@ export interface BenchCase {
 }
 
 function fmt(v: number): string {
+  if (Number.isNaN(v)) return '';
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
   if (a >= 1000) return v.toFixed(0);

@@ -194,15 +194,50 @@ export interface LockspaceArg {
  * LOCKSPACE `name:host_id:path:offset`, split at the first three unescaped colons; missing parts
  * are 0 / empty; the name is cut at 48 bytes (sanlock accepts longer ones silently).
  */
-export function parseLockspace(str: string): LockspaceArg {
+export function parseLockspace(input: string): LockspaceArg {
+  const str = expandLockspaceM(input);
   const c = unescapedColons(str);
   const end = (k: number) => (c[k] === undefined ? str.length : c[k]!);
   const name = str.slice(0, end(0));
   const hostId = c[0] === undefined ? 0 : atoll(str.slice(c[0] + 1, end(1)));
   const path = c[1] === undefined ? '' : unescapePath(str.slice(c[1] + 1, end(2)));
   // Everything after the third colon is the offset field (atoll stops at a fourth colon).
-  const offset = c[2] === undefined ? 0 : atollWithM(str.slice(c[2] + 1));
+  const offset = c[2] === undefined ? 0 : atoll(str.slice(c[2] + 1));
   return { name: cName(name), hostId, path, offset };
+}
+
+/** Positions of every ':' (escapes ignored), as 3.8.5's 'M' pre-pass sees them. */
+function rawColons(s: string): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) if (s[i] === ':') out.push(i);
+  return out;
+}
+
+/**
+ * 3.8.5's 'M' pre-pass for LOCKSPACE: when the text after the third ':' (counting escaped ones
+ * too) contains 'M', the string is cut there and atoll(text) MiB is appended in decimal. With
+ * an escaped colon in the path this mangles it exactly as sanlock does (`a\:b:2M` → path `a:0`).
+ */
+function expandLockspaceM(str: string): string {
+  const c3 = rawColons(str)[2];
+  if (c3 === undefined) return str;
+  const rest = str.slice(c3 + 1);
+  if (!rest.includes('M')) return str;
+  return `${str.slice(0, c3 + 1)}${BigInt(atoll(rest)) * BigInt(MIB)}`;
+}
+
+/**
+ * The same pre-pass for RESOURCE: only the field after the third ':' (up to the next ':') is
+ * replaced by atoll(text after the third ':') MiB; the rest of the string is kept.
+ */
+function expandResourceM(str: string): string {
+  const colons = rawColons(str);
+  const c3 = colons[2];
+  if (c3 === undefined) return str;
+  const rest = str.slice(c3 + 1);
+  if (!rest.includes('M')) return str;
+  const fieldEnd = colons[3] ?? str.length;
+  return `${str.slice(0, c3 + 1)}${BigInt(atoll(rest)) * BigInt(MIB)}${str.slice(fieldEnd)}`;
 }
 
 export interface ResourceDiskArg {
@@ -228,7 +263,8 @@ export type ResourceParse = { ok: true; res: ResourceArg } | { ok: false; code: 
  * (escapes skipped) decides num_disks and whether a last lver/SH field exists; error codes are
  * -6 (string shorter than 3), -1 (0 or 2 colons, bad field), -2 (more than 4 disks).
  */
-export function parseResource(str: string): ResourceParse {
+export function parseResource(input: string): ResourceParse {
+  const str = expandResourceM(input);
   const bytes = Buffer.from(str, 'latin1');
   if (bytes.length < 3) return { ok: false, code: -6 };
   const colons = unescapedColons(str).length;
@@ -279,13 +315,6 @@ export function parseResource(str: string): ResourceParse {
       res.disks[d]!.offset = v;
       d++;
     }
-  }
-  // 3.8.5 accepts an 'M' suffix for the first disk's offset: any 'M' after the third colon
-  // makes that offset atoll(field) MiB (observed: `a:1:b:2M` gives a at 1 MiB, b at 2).
-  const c = unescapedColons(str);
-  if (numDisks > 0 && c[2] !== undefined) {
-    const rest = str.slice(c[2] + 1);
-    if (rest.includes('M')) res.disks[0]!.offset = atoll(rest) * MIB;
   }
   return { ok: true, res };
 }

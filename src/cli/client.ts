@@ -19,8 +19,8 @@ import {
   sectorSizeToFlag,
 } from '../protocol/commands.js';
 import { HEADER_SIZE, VERSION_HEX } from '../protocol/header.js';
-import type { Reply, StateRecord } from '../protocol/replies.js';
-import { pathExport, resToStr, stateToArgs, argsToState } from '../protocol/state-strings.js';
+import type { Reply, } from '../protocol/replies.js';
+import { resToStr, stateToArgs, argsToState } from '../protocol/state-strings.js';
 import {
   type SanlkLockspace,
   type SanlkResource,
@@ -200,7 +200,7 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
       env.write(formatStatus(rep.records ?? [], o.debug, o.sortArg));
       // sanlock gives up (result ≠ 0) when asked to sort more than it can hold
       const tooMany = (o.sortArg === 'p' || o.sortArg === 's') && (rep.records ?? []).length > MAX_SORT_ENTRIES;
-      return tooMany ? 1 : exit(rv < 0 ? rv : 0);
+      return tooMany ? 1 : exit(Math.min(rv , 0));
     }
     case 'host_status': {
       const name = o.lockspace?.name ?? '';

@@ -16,17 +16,19 @@ export async function main(argv: string[]): Promise<number> {
     printUsage();
     return 0;
   }
-  if (family === 'version' || family === '-V') {
+  if (family === 'version') {
     const { printVersion } = await import('./usage.js');
     printVersion();
     return 0;
   }
-  const load = families[family];
-  if (!load) {
-    const { printUsage } = await import('./usage.js');
-    printUsage();
-    return 1;
+  if (family === '-V' || family === '--version') {
+    const { printLongVersion } = await import('./usage.js');
+    printLongVersion('sanlock-ts');
+    return 0;
   }
+  const load = families[family];
+  // sanlock treats `sanlock <action>` as `sanlock client <action>`.
+  if (!load) return (await families.client!())(argv);
   const run = await load();
   return run(rest);
 }

@@ -12,7 +12,7 @@
 // Every call except those on a Registration opens its own connection, as libsanlock does.
 // Failures throw SanlockClientError { code (sanlock's number), codeName, sentence, op }.
 // `call()` is the raw escape hatch: it returns the decoded reply without judging the result.
-import { Cmd, ConfigCmd, ForceMode, RequestFlag, ResFlag, alignSizeToFlag, sectorSizeToFlag } from '../protocol/commands.js';
+import { Cmd, ForceMode, RequestFlag, ResFlag, alignSizeToFlag, sectorSizeToFlag } from '../protocol/commands.js';
 import { HEADER_SIZE, type SmHeader, decodeHeader } from '../protocol/header.js';
 import { type Reply, type StateRecord, decodeReply, decodeStateStream, replyPayloadSize } from '../protocol/replies.js';
 import { strToLockspace, strToRes, stateToArgs } from '../protocol/state-strings.js';

@@ -1,6 +1,6 @@
 // Request builders: the exact bytes libsanlock / python3-sanlock put on the socket for each
 // call (spec/protocol.md §4.3, §11). Pure; used by the client library and by the replay tests.
-import { type SmHeader } from '../protocol/header.js';
+import type { SmHeader } from '../protocol/header.js';
 import { Cmd, encodeRequest } from '../protocol/commands.js';
 import {
   type KillpathArgs,

@@ -5,8 +5,8 @@
 import assert from 'node:assert';
 import { Errno, SanlkCode, SanlockError, errorCode } from '../codes.js';
 import { DeltaLease, isFatalRenewalError } from '../lease/delta-lease.js';
-import { HostState, HostStateTracker } from '../lease/host-state.js';
-import { DEFAULT_IO_TIMEOUT, hostDeadSeconds, idRenewalFailSeconds, idRenewalWarnSeconds } from '../lease/timeouts.js';
+import { HostStateTracker } from '../lease/host-state.js';
+import { DEFAULT_IO_TIMEOUT, idRenewalFailSeconds, idRenewalWarnSeconds } from '../lease/timeouts.js';
 import { geometryFor, defaultGeometry } from '../ondisk/geometry.js';
 import { buildLockspaceInit } from '../ondisk/init.js';
 import { DELTA_DISK_MAGIC, decodeLeader, verifyLeader, DELTA_DISK_VERSION } from '../ondisk/leader.js';
@@ -26,7 +26,6 @@ import {
   encodeHost,
   encodeLockspace,
   encodeState,
-  HEADER_SIZE,
   HOST_SIZE,
   LOCKSPACE_SIZE,
   replyHeader,
@@ -213,8 +212,7 @@ export class LockspaceManager {
     const w = decodeLockspace(req.payload);
     if (!w.name || w.hostId === 0 || !w.disk.path) return replyHeader(h, -Errno.EINVAL);
     for (const s of this.spaces) {
-      const same = s.name === w.name && s.disk !== undefined ? true : s.name === w.name;
-      if (same && s.path === w.disk.path && s.offset === w.disk.offset && s.hostId === w.hostId) {
+      if (s.name === w.name && s.path === w.disk.path && s.offset === w.disk.offset && s.hostId === w.hostId) {
         if (s.list === 'spaces') return replyHeader(h, -Errno.EEXIST);
         if (s.list === 'add') return replyHeader(h, -Errno.EINPROGRESS);
         return replyHeader(h, -Errno.EAGAIN);
@@ -805,8 +803,5 @@ export function installLockspaces(daemon: Daemon): LockspaceManager {
     tick: () => m.tick(),
     forceShutdown: () => m.removeAll(),
   };
-  void HEADER_SIZE;
-  void HostState;
-  void hostDeadSeconds;
   return m;
 }

@@ -285,9 +285,14 @@ export class ResourceManager {
     return this.releaseResource(res);
   }
 
-  private async releaseResource(res: Resource): Promise<number> {
+  /**
+   * Releases a resource no local client holds any more. `killed`: its holder died while the
+   * lockspace was killing pids (failure or rem_lockspace): the token is space-dead and freed
+   * without I/O, so the lease stays owned on disk (daemon.md §4).
+   */
+  private async releaseResource(res: Resource, killed = false): Promise<number> {
     res.list = 'rem';
-    if (res.ls.spaceDead || res.ls.list === 'rem') {
+    if (res.ls.spaceDead || res.ls.list === 'rem' || (killed && res.ls.killingPids)) {
       // lockspace lost or going away: the lease is abandoned, never written (daemon.md §4)
       res.lease.abandon();
       this.resources.delete(res.key);
@@ -366,7 +371,7 @@ export class ResourceManager {
         }
         const i = res.tokens.indexOf(t);
         if (i >= 0) res.tokens.splice(i, 1);
-        if (res.tokens.length === 0) await this.releaseResource(res);
+        if (res.tokens.length === 0) await this.releaseResource(res, true);
       }
     })();
   }

@@ -1,7 +1,7 @@
 // Resource index commands through the daemon (protocol.md §4.3 35–40, algorithms.md §4):
 // format/lookup/update need no lock; create, delete and rebuild hold the lockspace's
 // rindex_lease (EX) around their writes, one rindex operation per lockspace at a time.
-import { Errno, SanlkCode, SanlockError, errorCode } from '../codes.js';
+import { Errno, SanlockError, errorCode } from '../codes.js';
 import { acquireEx } from '../lease/shared-mode.js';
 import {
   readRindex, rindexFormat, rindexLookup, rindexRebuild, rindexUpdate, searchEntries, type Rentry, type RindexTarget,
@@ -183,5 +183,4 @@ export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, reso
       return [replyHeader(req.h, errorCode(err), 0, RENTRY_SIZE), encodeRentry(re)];
     }
   });
-  void SanlkCode;
 }

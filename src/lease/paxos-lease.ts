@@ -14,6 +14,15 @@
 //   await lease.read();                    // §3.1 snapshot: leader, dblocks, mode blocks
 //   await lease.readLvb(); lease.setLvb(buf)  // §3.8, written at release / EX→SH convert
 //   lease.stats                            // IoStats of every I/O this lease did
+//   lease.held / lease.leader / lease.shHeld / lease.heldLver / lease.needRetract  // hold state
+//   lease.abandon()                        // forget the hold without I/O (lockspace lost)
+//   lease.readLeader() / readRequest() / writeRequest() / readModeBlock(h) / clearHostSector(h)
+//   lease.writeReleasedDblock(mode) / writeOurSector(mode) / releaseLeader(expect)  // SH building blocks
+//   lease.lastMbal / lease.lastBallot / lease.sharedHolders  // what the last ballot did
+//
+// I/O of a free EX acquire (512/1M, num_hosts 2000), as sanlock: read 1 MiB, write our dblock,
+// read 1 MiB, write our dblock, read 1 MiB, write the leader = 6 I/Os. EX release: write our
+// dblock RELEASED, read the leader sector, write the leader = 3 I/Os.
 //
 // `lockspace` (LockspaceView) is how the ballot learns about other hosts: their delta-lease
 // record (read from disk) and our lockspace thread's HostStateTracker bookkeeping. Build it
@@ -388,7 +397,8 @@ export class PaxosLease {
     const clock = this.host.clock;
     const ls = this.host.lockspace;
     const snap = ls.hostSnapshot(cur.spaceName, cur.ownerId);
-    const snapValid = snap !== undefined && snap.ownerId === cur.ownerId && snap.generation === cur.ownerGeneration && snap.lastLive !== 0;
+    const snapValid =
+      snap !== undefined && snap.lastCheck !== 0 && snap.lastLive !== 0 && snap.ownerId === cur.ownerId && snap.generation === cur.ownerGeneration;
     const waitStart = snapValid ? snap.lastLive : clock.monotonicSeconds();
     let lastTs = snapValid ? snap.timestamp : 0;
     const seenChanging = snapValid && snap.lastCheck === snap.lastLive;

@@ -50,7 +50,7 @@ export function pathImport(str: string): string {
 /** C atoll: optional whitespace and sign, then decimal digits; anything else stops (garbage → 0). */
 export function atoll(s: string): number {
   const m = /^[ \t\n\v\f\r]*([+-]?)(\d*)/.exec(s);
-  if (!m || !m[2]) return 0;
+  if (!m?.[2]) return 0;
   const v = Number(m[2]);
   return m[1] === '-' ? -v : v;
 }
@@ -58,7 +58,7 @@ export function atoll(s: string): number {
 /** C strtoull(s, NULL, 0): decimal, 0x hex or 0 octal prefix; garbage → 0; negative wraps like C is not modelled. */
 export function strtoull0(s: string): number {
   const m = /^[ \t\n\v\f\r]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)?/.exec(s);
-  if (!m || !m[2]) return 0;
+  if (!m?.[2]) return 0;
   const t = m[2];
   let v: number;
   if (/^0[xX]/.test(t)) v = Number.parseInt(t.slice(2), 16);

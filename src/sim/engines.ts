@@ -141,16 +141,19 @@ export class RealEngine implements LeaseEngine {
     try {
       return (await convertShToEx(l)).lver;
     } catch (e) {
-      if (l.needRetract) {
-        // sanlock's convert_sh2ex failure: undo our dblock and free the leader if the failed
-        // ballot made us its owner, but keep the token and our SHARED mode block.
+      if (l.needRetract || l.held) {
+        // sanlock's convert_sh2ex failure: "do on-disk release of owner, keep token and SH
+        // mblock": undo our dblock, free the leader if the ballot made us its owner.
+        const held = l.leader;
         l.needRetract = false;
+        l.leader = undefined;
         try {
           await l.writeReleasedDblock({ flags: MBLOCK_SHARED, generation: l.generation });
-          await l.releaseLeader(undefined);
+          await l.releaseLeader(held);
         } catch {
           // best effort
         }
+        l.shHeld = true;
       }
       throw e;
     }

@@ -461,7 +461,10 @@ export class World {
       const held = [...s.held.keys()].sort((a, b) => a - b);
       if (held.length > 0 && rng.chance(0.5)) {
         const r = rng.pick(held);
-        if (c.shared && rng.chance(0.25)) await this.doConvert(m, s, r, s.held.get(r) === 'EX' ? 'SH' : 'EX');
+        // after a failed EX→SH the client treats the lease as SH while its token may still be EX:
+        // such a lease is only released
+        const consistent = s.engine.mode(this.resources[r]!) === s.held.get(r);
+        if (c.shared && consistent && rng.chance(0.25)) await this.doConvert(m, s, r, s.held.get(r) === 'EX' ? 'SH' : 'EX');
         else await this.doRelease(m, s, r);
         continue;
       }
@@ -501,22 +504,27 @@ export class World {
 
   private async doConvert(m: Machine, s: Session, r: number, to: Mode): Promise<void> {
     s.busy.add(r);
+    if (to === 'SH') {
+      // A downgrade takes effect for the client when it asks: from here on it only reads.
+      s.held.set(r, 'SH');
+      this.checker.convert(m.inc, s.generation, r, 'SH', 0, this.sched.nowUs);
+    }
     const res = await this.op(m, s, `convert r${r} → ${to}`, () => s.engine.convert(this.resources[r]!, to));
     s.busy.delete(r);
     if (!this.live(m, s)) return;
     if (res.ok) {
-      s.held.set(r, to);
       this.log(m.inc, `convert r${r} → ${to} ok${to === 'EX' ? ` lver ${res.v}` : ''}`);
-      this.checker.convert(m.inc, s.generation, r, to, res.v, res.startUs);
+      if (to === 'EX') {
+        s.held.set(r, 'EX');
+        this.checker.convert(m.inc, s.generation, r, 'EX', res.v, res.startUs);
+      }
       return;
     }
-    // A failed convert can leave either mode; the host goes by what its token says now.
+    // A failed convert can leave either mode; the client keeps at most what it had and its
+    // token decides whether anything is left at all.
     const now = s.engine.mode(this.resources[r]!);
     this.log(m.inc, `convert r${r} → ${to} ${codeName(res.code)} (token ${now ?? 'none'})`);
-    if (now === 'SH' && s.held.get(r) === 'EX') {
-      s.held.set(r, 'SH');
-      this.checker.convert(m.inc, s.generation, r, 'SH', 0, this.sched.nowUs);
-    } else if (now === undefined) {
+    if (now === undefined) {
       s.held.delete(r);
       this.checker.kill(m.inc, s.generation, r);
     }

@@ -42,7 +42,7 @@ export class DirectDisk implements Disk, IoOwner {
   private readonly ownsContext: boolean;
   private pending = 0;
   private closed = false;
-  private fdClosed = false;
+  private fdClosing: Promise<void> | undefined;
   private stallMs = 0;
   private stallCount = 0;
 
@@ -190,9 +190,12 @@ export class DirectDisk implements Disk, IoOwner {
     else if (this.ownsContext) await this.context.close();
   }
 
-  private async closeFd(): Promise<void> {
-    if (this.fdClosed) return;
-    this.fdClosed = true;
+  private closeFd(): Promise<void> {
+    this.fdClosing ??= this.doCloseFd();
+    return this.fdClosing;
+  }
+
+  private async doCloseFd(): Promise<void> {
     this.context.removeMember(this);
     try {
       if (this.context.canStartNow) {

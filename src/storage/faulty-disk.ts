@@ -89,6 +89,11 @@ export class FaultyDisk implements Disk {
     return this.inner.path;
   }
 
+  /** The wrapped disk's sector size, when it has one (MemDisk, DirectDisk). */
+  get sectorSize(): number | undefined {
+    return (this.inner as { sectorSize?: number }).sectorSize;
+  }
+
   /** I/Os currently held by a 'forever' hang. */
   get hungCount(): number {
     return this.hung.length;

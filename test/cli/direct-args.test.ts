@@ -1,11 +1,13 @@
 // sanlock's option grammar and argument strings. Expected values were observed with the real
 // 3.8.5 binary (`sanlock direct read_leader -D -s/-r ...` logs what it parsed).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import {
   atoi, atoll, CliUsageError, escapePath, parseDumpTarget, parseLockspace, parseOptions, parseResource,
   parseRentry, parseRindex, parseSanlockOptions, strtoull0, strtoull0Big, validateSizes,
 } from '../../src/cli/args.js';
+import { haveRealSanlock } from '../helpers/real-sanlock.js';
 
 test('C number parsing', () => {
   assert.equal(atoi('12abc'), 12);
@@ -54,6 +56,11 @@ test('LOCKSPACE strings', () => {
   assert.deepEqual(parseLockspace('LS:x7:p'), { name: 'LS', hostId: 0, path: 'p', offset: 0 });
   assert.deepEqual(parseLockspace('LS:1:ab:3xM'), { name: 'LS', hostId: 1, path: 'ab', offset: 3145728 });
   assert.deepEqual(parseLockspace('LS:1:/Mx:5'), { name: 'LS', hostId: 1, path: '/Mx', offset: 5 });
+  // the 'M' pre-pass counts escaped colons too (observed quirks)
+  assert.deepEqual(parseLockspace('LS:1:a\\:b:2M'), { name: 'LS', hostId: 1, path: 'a:0', offset: 0 });
+  assert.deepEqual(parseLockspace('LS:1:a\\:9:2M'), { name: 'LS', hostId: 1, path: 'a:9437184', offset: 0 });
+  assert.deepEqual(parseLockspace('L\\:S:1:ab:5M'), { name: 'L\\:S', hostId: 1, path: '0', offset: 0 });
+  assert.deepEqual(parseLockspace('LS:1\\:2:ab:5M'), { name: 'LS', hostId: 1, path: '0', offset: 0 });
   assert.equal(parseLockspace(`${'A'.repeat(57)}:0:p:0`).name, 'A'.repeat(48), 'long names are cut, not refused');
 });
 
@@ -80,6 +87,11 @@ test('RESOURCE strings', () => {
   const names = ok('LS:R1');
   assert.deepEqual([names.lockspaceName, names.name, names.disks.length], ['LS', 'R1', 0]);
   assert.equal(ok('LS:R1:/Mx:5').disks[0]!.offset, 5);
+  assert.deepEqual(ok('LS:R1:a\\:b:7M').disks, [{ path: 'a:0', offset: 7 }]);
+  assert.deepEqual(ok('LS:R1:a\\:9:7M').disks, [{ path: 'a:9437184', offset: 7 }]);
+  assert.deepEqual(ok('LS:R1:abc\\:def:5M').disks, [{ path: 'abc:0', offset: 5 }]);
+  assert.deepEqual(ok('L\\:S:R1:ab:5M').disks, [{ path: '0', offset: 5 }]);
+  assert.equal(parseResource('LS:R1:x\\:y\\:z:3M').ok, false);
   const bad = (s: string) => {
     const r = parseResource(s);
     assert.ok(!r.ok, s);
@@ -135,4 +147,49 @@ test('-Z/-A pairs and the full option interpretation', () => {
 
 test('paths printed escaped', () => {
   assert.equal(escapePath('/shared/sanlock/a b:c'), '/shared/sanlock/a\\ b\\:c');
+});
+
+// The real binary logs what it parsed when -D comes first: compare field by field.
+
+function realParse(opt: '-s' | '-r', arg: string): string[] {
+  let out: string;
+  try {
+    out = execFileSync('/usr/sbin/sanlock', ['direct', 'read_leader', '-D', opt, arg], { encoding: 'latin1', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string };
+    out = `${err.stdout}${err.stderr}`;
+  }
+  return out.split('\n').filter((l) => /\]: (lockspace|resource) /.test(l) || /resource arg parse error/.test(l)).map((l) => l.replace(/^.*?\]: /, ''));
+}
+
+test('parses agree with the real binary', { skip: haveRealSanlock() ? false : 'no real sanlock' }, () => {
+  const lockspaces = ['LS:1:/nx/ab:2M', 'LS:1:/nx/a\\:b:2M', 'LS:1:/nx/a b:7', 'LS:x7:/nx/p', 'LS', 'LS:3:/nx/q:0x10',
+    'LS:1:/nx/a\\:9:2M', 'L\\:S:1:/nx/ab:5M', 'LS:1:/nx/ab:3xM', 'LS:-1:/nx/z:-5', 'LS:1:/nx/\\\\a:1'];
+  for (const s of lockspaces) {
+    const l = parseLockspace(s);
+    assert.deepEqual(realParse('-s', s), [`lockspace ${l.name} host_id ${BigInt.asUintN(64, BigInt(l.hostId))} path ${l.path} offset ${BigInt.asUintN(64, BigInt(l.offset))}`], s);
+  }
+  const resources = ['LS:R1:/nx/ab:1M', 'LS:R1:/nx/a\\:b:1', 'LS:R1:/nx/ab:1M:SH', 'LS:R1:/nx/ab:5:0x10', 'LS:R1:/nx/a:1:/nx/b:2M',
+    'LS:R1:/nx/ab:x', 'LS:R1', 'L', 'LS:R1:/nx/a\\:b:7M', 'LS:R1:/nx/x\\:y\\:z:3M', 'LS:R1:/nx/ab:5:M', 'LS:R1:/nx/a:1:/nx/b:2:/nx/c:3:/nx/d:4:/nx/e:5'];
+  for (const s of resources) {
+    const r = parseResource(s);
+    const expected = r.ok
+      ? [`resource ${r.res.lockspaceName} ${r.res.name} num_disks ${r.res.disks.length} flags ${(r.res.lverSet ? 1 : 0) | (r.res.shared ? 4 : 0)} lver ${r.res.lver}`,
+        ...r.res.disks.map((d) => `resource disk ${d.path} ${d.offset}`)]
+      : [`resource arg parse error ${r.code}`];
+    assert.deepEqual(realParse('-r', s), expected, s);
+  }
+});
+
+test('usage and version text', { skip: haveRealSanlock() ? false : 'no real sanlock' }, async () => {
+  const { printUsage, printVersion, printLongVersion } = await import('../../src/cli/usage.js');
+  let out = '';
+  printUsage((s) => { out += s; });
+  assert.equal(out, execFileSync('/usr/sbin/sanlock', ['help'], { encoding: 'utf8' }));
+  out = '';
+  printVersion((s) => { out += s; });
+  assert.equal(out, execFileSync('/usr/sbin/sanlock', ['version'], { encoding: 'utf8' }));
+  out = '';
+  printLongVersion('sanlock-ts', (s) => { out += s; });
+  assert.match(out, /^sanlock-ts 3\.8\.5 \(sanlock-ts [0-9.]+\)\n$/);
 });

@@ -4,7 +4,7 @@
 // just before or just after it (up to 3 attempts) — no other normalisation.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Registration, type SanlockClient, SanlockClientError, connect } from '../../src/client/index.js';
@@ -122,6 +122,9 @@ describe('client library and CLI against the real daemon', { skip, timeout: 120_
       ['status'],
       ['status', '-o', 'p'],
       ['status', '-o', 's'],
+      ['status', '-D'],
+      ['host_status', '-s', 'LS', '-D'],
+      ['shutdown', '-w', '1'],
       ['host_status', '-s', 'LS'],
       ['host_status'],
       ['gets'],
@@ -194,11 +197,68 @@ describe('client library and CLI against the real daemon', { skip, timeout: 120_
       encoding: 'utf8',
       timeout: 30_000,
     });
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.status, 0, `stdout ${r.stdout} stderr ${r.stderr}`);
     assert.equal(r.stdout, 'R3\n');
-    // the registration ended with the command: R3 is free again
-    assert.equal(daemon.cli(['client', 'acquire', '-r', `LS:R3:${leases}:2M`, '-p', String(process.pid)]).status, 0);
+    // the registration ended with the command: the daemon frees R3 asynchronously
+    let got = daemon.cli(['client', 'acquire', '-r', `LS:R3:${leases}:2M`, '-p', String(process.pid)]);
+    for (let i = 0; i < 30 && got.status !== 0; i++) {
+      spawnSync('sleep', ['0.2']);
+      got = daemon.cli(['client', 'acquire', '-r', `LS:R3:${leases}:2M`, '-p', String(process.pid)]);
+    }
+    assert.equal(got.status, 0, got.stdout);
     assert.equal(daemon.cli(['client', 'release', '-r', 'LS:R3', '-p', String(process.pid)]).status, 0);
+  });
+
+  test('init and rindex actions: ours and the real CLI print the same on twin files', async () => {
+    const [a, b] = ['A', 'B'].map((t) => {
+      const f = { ids: join(dir, `ids${t}`), res: join(dir, `res${t}`), rx: join(dir, `rx${t}`) };
+      writeFileSync(f.ids, Buffer.alloc(MIB));
+      writeFileSync(f.res, Buffer.alloc(MIB));
+      writeFileSync(f.rx, Buffer.alloc(8 * MIB));
+      return f;
+    });
+    const both = async (mk: (f: typeof a) => string[]) => {
+      const o = await ours(mk(a!));
+      o.stdout = o.stdout.replaceAll(a!.ids, b!.ids).replaceAll(a!.res, b!.res).replaceAll(a!.rx, b!.rx);
+      const r = daemon.cli(['client', ...mk(b!)]);
+      assert.deepEqual(o, r, `client ${mk(a!).join(' ')}`);
+      return o.stdout;
+    };
+    await both((f) => ['init', '-s', `LSX:0:${f.ids}:0`, '-o', '1']);
+    await both((f) => ['init', '-r', `LSX:RX:${f.res}:0`, '-Z', '512', '-A', '1M']);
+    assert.equal(await both((f) => ['read', '-s', `LSX:0:${f.ids}:0`, '-D']).then((x) => x.split('\n').slice(1).join('\n')), 'io_timeout 1\nsector_size 512\nalign_size 1048576\n');
+    await both((f) => ['read', '-r', `LSX:RX:${f.res}:0`, '-D']);
+    await both((f) => ['format', '-x', `LS:${f.rx}:1M`, '-Z', '512', '-A', '1M']);
+    assert.match(await both((f) => ['create', '-x', `LS:${f.rx}:1M`, '-e', 'RES1']), /^create_resource done 0\noffset \d+\n$/);
+    await both((f) => ['create', '-x', `LS:${f.rx}:1M`, '-e', 'RES2']);
+    assert.match(await both((f) => ['lookup', '-x', `LS:${f.rx}:1M`, '-e', 'RES1']), /^lookup done 0\nname RES1 offset \d+\n$/);
+    await both((f) => ['lookup', '-x', `LS:${f.rx}:1M`]);
+    await both((f) => ['lookup', '-x', `LS:${f.rx}:1M`, '-e', 'NOPE']);
+    await both((f) => ['delete', '-x', `LS:${f.rx}:1M`, '-e', 'RES2']);
+    await both((f) => ['update', '-x', `LS:${f.rx}:1M`, '-e', 'RES9:6M']);
+    await both((f) => ['update', '-x', `LS:${f.rx}:1M`, '-e', 'RES9:6M', '-z', '1']);
+    await both((f) => ['rebuild', '-x', `LS:${f.rx}:1M`]);
+    assert.deepEqual(readFileSync(a!.rx).subarray(MIB, 2 * MIB), readFileSync(b!.rx).subarray(MIB, 2 * MIB));
+  });
+
+  test('host events from a second real daemon arrive on our event channel', async () => {
+    const d2 = await startRealDaemon(join(dir, 'run2'));
+    try {
+      const add = d2.cli(['client', 'add_lockspace', '-s', `LS:2:${ids}:0`, '-o', '1']);
+      assert.equal(add.status, 0, add.stdout);
+      const ch = await client.regEvent('LS');
+      assert.ok(ch.fd >= 0);
+      const set = d2.cli(['client', 'set_event', '-s', 'LS', '-i', '1', '-e', '7', '-d', '9']);
+      assert.equal(set.stdout, 'set_event 1 0 event 0x7 data 0x9\nset_event done 0\n');
+      const got = await Promise.race([ch.nextEvents(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no event within 15 s')), 15_000))]);
+      assert.ok(got.length >= 1);
+      assert.deepEqual([got[0]!.he.hostId, got[0]!.he.event, got[0]!.he.data, got[0]!.fromHostId], [1, 7, 9, 2]);
+      await ch.end();
+      await sameAsReal(['gets', '-h', '1']);
+      assert.equal(d2.cli(['client', 'rem_lockspace', '-s', `LS:2:${ids}:0`]).status, 0);
+    } finally {
+      await d2.stop();
+    }
   });
 
   test('rem_lockspace through our CLI matches the real one', async () => {

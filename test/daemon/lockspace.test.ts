@@ -198,6 +198,38 @@ print("OWN", sanlock.read_resource_owners(b"LS", b"R1", [(D, 0)]))
     assert.equal(await exited, 'SIGKILL');
   });
 
+  test('bad input on other connections while a client keeps its lease and gets answers', async () => {
+    const h = await holder(`sanlock.acquire(b"LS", b"R3", [(${JSON.stringify(leases)}, ${2 * MiB})], slkfd=fd)`);
+    const pid = String(h.proc.pid);
+    const socks = await Promise.all([1, 2, 3, 4, 5].map(() => d.rawConnect()));
+    socks[0]!.write(Buffer.alloc(1024 * 1024)); // a megabyte of zeros
+    const hdr = Buffer.alloc(32);
+    hdr.writeUInt32LE(0x04282010, 0);
+    hdr.writeUInt32LE(1, 4);
+    hdr.writeUInt32LE(7, 8); // ACQUIRE, registered check fails, payload drained
+    hdr.writeInt32LE(1, 24);
+    hdr.writeInt32LE(-1, 28);
+    hdr.writeUInt32LE(32 + 1168 + 56, 16);
+    socks[1]!.write(Buffer.concat([hdr, Buffer.alloc(1168 + 56, 0xab)]));
+    socks[2]!.end(Buffer.from('garbage that is not a header at all'));
+    const h2 = Buffer.from(hdr);
+    h2.writeUInt32LE(99, 8); // unknown command
+    socks[3]!.write(h2);
+    // socks[4] never writes
+    for (let i = 0; i < 3; i++) {
+      const inq = d.cli(['client', 'inquire', '-p', pid]);
+      assert.ok(inq.stdout.startsWith(`inquire pid ${pid}\ninquire done 0 res_count 1\n"LS:R3:${leases}:2097152:`), inq.stdout);
+    }
+    assert.equal(d.cli(['client', 'set_config', '-s', 'LS', '-u', '1']).stdout, 'set_config LS 1\nset_config done 0\n');
+    assert.equal(d.cli(['client', 'set_config', '-s', 'LS', '-u', '0']).stdout, 'set_config LS 2\nset_config done 0\n');
+    assert.match(d.cli(['client', 'set_config', '-s', 'NOLS', '-u', '1']).stdout, /set_config done -2\n$/);
+    assert.match(d.cli(['client', 'set_config', '-s', 'LS']).stdout, /set_config done -22\n$/);
+    for (const s of socks) s.destroy();
+    assert.equal(h.proc.exitCode, null);
+    h.proc.kill('SIGKILL');
+    await waitFor(() => leaderOf(leases, 2 * MiB)[0] === '0000000000', 10_000, 'R3 released');
+  });
+
   test('rem_lockspace SIGKILLs a holder, releases the delta lease; inq gives ENOENT', async () => {
     const h = await holder(`sanlock.acquire(b"LS", b"R2", [(${JSON.stringify(leases)}, ${MiB})], slkfd=fd)`);
     const exited = new Promise<string | null>((r) => h.proc.once('exit', (_c, sig) => r(sig)));
@@ -205,6 +237,10 @@ print("OWN", sanlock.read_resource_owners(b"LS", b"R1", [(D, 0)]))
     assert.equal(r.stdout, 'rem_lockspace\nrem_lockspace done 0\n');
     assert.equal(await exited, 'SIGKILL');
     assert.match(d.cli(['client', 'inq_lockspace', '-s', `LS:1:${ids}:0`]).stdout, /done -2\n$/);
+    // the killed holder's lease is abandoned, not released: still owned on disk by host 1
+    const r2 = leaderOf(leases, MiB);
+    assert.notEqual(r2[0], '0000000000');
+    assert.equal(r2[1], '0001');
     assert.match(direct(['dump', ids]), /LS\s+hostOurs\s+0000000000 0001 0001/);
     assert.equal(d.cli(['client', 'gets']).stdout, '');
     assert.match(d.cli(['client', 'rem_lockspace', '-s', `LS:1:${ids}:0`]).stdout, /done -2\n$/);

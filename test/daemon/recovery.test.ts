@@ -72,6 +72,25 @@ describe('our daemon: lockspace failure and removal', { skip }, () => {
     assert.doesNotMatch(execFileSync(SANLOCK_BIN, ['direct', 'dump', ids], { encoding: 'utf8' }), / 0001 000\d/);
   });
 
+  test('lost delta lease without killpath: the holder gets SIGTERM; acquires in the failed lockspace get -ENOSPC', async () => {
+    const ids = join(dir, 'idsC');
+    execFileSync('truncate', ['-s', '1M', ids]);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LSC:0:${ids}:0`, '-o', '1']);
+    const res = join(dir, 'resC');
+    execFileSync('truncate', ['-s', '1M', res]);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-r', `LSC:R1:${res}:0`]);
+    assert.match(d.cli(['client', 'add_lockspace', '-s', `LSC:1:${ids}:0`, '-o', '1']).stdout, /done 0\n$/);
+    const h = await holder(`sanlock.acquire(b"LSC", b"R1", [(${JSON.stringify(res)}, 0)], slkfd=fd)`);
+    const exited = new Promise<string | null>((r) => h.once('exit', (_c, sig) => r(sig)));
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LSC:0:${ids}:0`, '-o', '1']);
+    await waitFor(() => /lockspace LSC[\s\S]*killing_pids=1/.test(d.cli(['client', 'status', '-D']).stdout) || h.exitCode !== null, 15_000, 'killing');
+    const other = d.py(`fd = sanlock.register()\ntry:\n    sanlock.acquire(b"LSC", b"R1", [(${JSON.stringify(res)}, 0)], slkfd=fd)\nexcept sanlock.SanlockException as e:\n    print("ERR", e.errno)`);
+    assert.match(other.stdout, /ERR 28/);
+    assert.equal(await exited, 'SIGTERM');
+    assert.match(d.cli(['client', 'log_dump']).stdout, /kill \d+ sig 15 count 1/);
+    await waitFor(() => !d.cli(['client', 'gets']).stdout.includes('LSC'), 15_000, 'LSC dropped');
+  });
+
   test('rem_lockspace ASYNC answers at once; shutdown is refused while a lockspace exists; forced shutdown kills holders', async () => {
     const ids = join(dir, 'idsB');
     execFileSync('truncate', ['-s', '1M', ids]);

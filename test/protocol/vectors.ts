@@ -15,7 +15,9 @@ export interface WireVector {
   result: unknown;
   request: Buffer;
   reply: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: free-form JSON decode written by the recorder
   decoded_request: Array<Record<string, any>>;
+  // biome-ignore lint/suspicious/noExplicitAny: free-form JSON decode written by the recorder
   decoded_reply: Array<Record<string, any>>;
   socket_events: string[];
 }

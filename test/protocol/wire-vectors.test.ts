@@ -280,6 +280,7 @@ describe('wire vectors: replies', { skip }, () => {
           for (const [k, val] of Object.entries(pj)) assert.deepEqual(val, exp.payload?.[k], `reply ${i} payload.${k}`);
         }
         if (exp.payload?.states) {
+          // biome-ignore lint/suspicious/noExplicitAny: free-form JSON decode written by the recorder
           const states = exp.payload.states as Array<Record<string, any>>;
           assert.equal(dec.value.records!.length, states.length);
           dec.value.records!.forEach((r, k) => {

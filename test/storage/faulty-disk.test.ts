@@ -30,6 +30,8 @@ describe('FaultyDisk', () => {
     assert.equal(mem.bytes[1535], 7);
     assert.deepEqual([disk.readCalls, disk.writeCalls, disk.reads, disk.writes, disk.bytesRead, disk.bytesWritten], [1, 1, 1, 1, 512, 1024]);
     assert.equal(disk.faultsInjected, 0);
+    assert.equal(disk.sectorSize, 512);
+    assert.equal(disk.path, '/mem');
   });
 
   it('fails with EIO only in the faulty range and for the chosen op', async () => {

@@ -267,17 +267,27 @@ describe('isolation', () => {
 });
 
 describe('overhead', () => {
-  it('a worker round trip adds well under a millisecond per I/O', async () => {
+  it('a worker round trip costs well under 100 µs (median), so does it on top of a read', async () => {
     const p = makeFile(65536);
     const d = await openDirectDisk(p);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     try {
-      for (let i = 0; i < 50; i++) await d.read(0, 512, 1000);
-      const N = 300;
-      const t = performance.now();
-      for (let i = 0; i < N; i++) await d.read(512 * (i % 128), 512, 1000);
-      const perIo = ((performance.now() - t) / N) * 1000;
-      // Includes the O_DIRECT pread itself; bench/storage.ts separates the two.
-      assert.ok(perIo < 1000, `${perIo} µs per read`);
+      for (let i = 0; i < 50; i++) await d.size();
+      const trip: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        await d.size(); // fstat: the syscall itself is ~1 µs
+        trip.push((performance.now() - t) * 1000);
+      }
+      // Generous bound for a loaded 2-core CI box; bench/storage.ts reports ~20 µs idle.
+      assert.ok(median(trip) < 100, `round trip median ${median(trip)} µs`);
+      const rd: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        await d.read(512 * (i % 128), 512, 1000);
+        rd.push((performance.now() - t) * 1000);
+      }
+      assert.ok(median(rd) < 2000, `512 B read median ${median(rd)} µs`);
     } finally {
       await d.close();
     }
