@@ -15,8 +15,10 @@ import type { Disk } from '../storage/disk.js';
 export interface ModelPaxosFaults {
   /** trust phase 1 and skip the phase-2 read (a competing higher ballot goes unnoticed) */
   skipPhase2Read?: boolean;
-  /** take over a held lease after this many seconds instead of host_dead */
-  shortHostDeadWait?: number;
+  /** take over a held lease after 1 s instead of host_dead */
+  shortHostDeadWait?: boolean;
+  /** do not abort the ballot on a higher mbal (-213) */
+  ignoreMbalAbort?: boolean;
   /** write the leader (commit) right after phase 1 */
   commitBeforePhase2?: boolean;
   /** ignore other dblocks' accepted values and always propose ourselves */
@@ -109,7 +111,7 @@ export class ModelPaxos {
     }
     const seenChange = slot !== undefined && slot.lastCheck === slot.lastLive && slot.generation === cur.ownerGeneration;
     const ss = this.c.sectorSize;
-    const hdWait = this.c.faults?.shortHostDeadWait ?? hostDeadSeconds(hs.otherIoTimeout(cur.ownerId), this.c.watchdogFireTimeout);
+    const hdWait = this.c.faults?.shortHostDeadWait ? 1 : hostDeadSeconds(hs.otherIoTimeout(cur.ownerId), this.c.watchdogFireTimeout);
     for (let i = 0; i < 10_000; i++) {
       const buf = await this.c.disk.read(this.c.lockspaceOffset + (cur.ownerId - 1) * ss, ss, this.ioMs);
       const rv = verifyLeader(buf, 0, { magic: DELTA_DISK_MAGIC, version: DELTA_DISK_VERSION, spaceName: this.c.spaceName });
@@ -134,7 +136,7 @@ export class ModelPaxos {
     throw new SanlockError(SanlkCode.SANLK_ERROR, 'owner wait did not end');
   }
 
-  private phaseCheck(area: Buffer, numHosts: number, nextLver: number, ourMbal: number): { best: Dblock | undefined; shared: Array<{ hostId: number; gen: number }> } {
+  private phaseCheck(area: Buffer, numHosts: number, nextLver: number, ourMbal: number, ignoreMbal = false): { best: Dblock | undefined; shared: Array<{ hostId: number; gen: number }> } {
     let best: Dblock | undefined;
     const shared: Array<{ hostId: number; gen: number }> = [];
     for (let q = 0; q < numHosts; q++) {
@@ -145,7 +147,7 @@ export class ModelPaxos {
       const d = decodeDblock(area, off);
       if (d.lver < nextLver) continue;
       if (d.lver > nextLver) throw new SanlockError(SanlkCode.SANLK_DBLOCK_LVER, 'higher lver');
-      if (d.mbal > ourMbal) throw new SanlockError(SanlkCode.SANLK_DBLOCK_MBAL, 'higher mbal');
+      if (d.mbal > ourMbal && !ignoreMbal) throw new SanlockError(SanlkCode.SANLK_DBLOCK_MBAL, 'higher mbal');
       if (d.inp !== 0 && d.bal !== 0 && (!best || d.bal > best.bal)) best = d;
     }
     return { best, shared };
@@ -214,14 +216,14 @@ export class ModelPaxos {
           const p1: Dblock = { mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver, flags: 0 };
           await this.c.disk.write(this.dblockOff(res, me), this.sector(p1, convert), this.ioMs);
           const a1 = await this.readDblocks(res, numHosts);
-          const r1 = this.phaseCheck(a1, numHosts, nextLver, ourMbal);
+          const r1 = this.phaseCheck(a1, numHosts, nextLver, ourMbal, f.ignoreMbalAbort);
           const chosen = r1.best && !f.ignoreAcceptedValues ? r1.best : { inp: me, inp2: this.c.generation, inp3: this.c.clock.monotonicSeconds() };
           const p2: Dblock = { mbal: ourMbal, bal: ourMbal, inp: chosen.inp, inp2: chosen.inp2, inp3: chosen.inp3, lver: nextLver, flags: 0 };
           if (!f.commitBeforePhase2) {
             await this.c.disk.write(this.dblockOff(res, me), this.sector(p2, convert), this.ioMs);
             if (!f.skipPhase2Read) {
               const a2 = await this.readDblocks(res, numHosts);
-              this.phaseCheck(a2, numHosts, nextLver, ourMbal);
+              this.phaseCheck(a2, numHosts, nextLver, ourMbal, f.ignoreMbalAbort);
             }
           }
           const committed: Leader = {

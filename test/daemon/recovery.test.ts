@@ -83,7 +83,12 @@ describe('our daemon: lockspace failure and removal', { skip }, () => {
     const h = await holder(`sanlock.acquire(b"LSC", b"R1", [(${JSON.stringify(res)}, 0)], slkfd=fd)`);
     const exited = new Promise<string | null>((r) => h.once('exit', (_c, sig) => r(sig)));
     execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LSC:0:${ids}:0`, '-o', '1']);
-    await waitFor(() => /lockspace LSC[\s\S]*killing_pids=1/.test(d.cli(['client', 'status', '-D']).stdout) || h.exitCode !== null, 15_000, 'killing');
+    const lscDead = (): boolean => {
+      const st = d.cli(['client', 'status', '-D']).stdout;
+      const block = st.split('\ns LSC:')[1]?.split(/\n[sr] /)[0] ?? '';
+      return block.includes('space_dead=1');
+    };
+    await waitFor(() => lscDead() || h.exitCode !== null, 15_000, 'space dead');
     const other = d.py(`fd = sanlock.register()\ntry:\n    sanlock.acquire(b"LSC", b"R1", [(${JSON.stringify(res)}, 0)], slkfd=fd)\nexcept sanlock.SanlockException as e:\n    print("ERR", e.errno)`);
     assert.match(other.stdout, /ERR 28/);
     assert.equal(await exited, 'SIGTERM');
