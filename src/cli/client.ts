@@ -493,11 +493,13 @@ async function inquireAction(
 
 /**
  * `command -r RES… -c PATH ARGS`: sanlock registers, acquires on that connection and execv's
- * PATH so the command itself is the registered process. Node cannot exec in place, so this
- * process stays the registered one and runs PATH as its child: the child inherits the
- * registered socket as fd 3, gets SIGKILL if we die (setpriv --pdeathsig, when available),
- * receives the signals we get, and its exit status becomes ours. Without -c we hold the
- * leases until killed, as sanlock does.
+ * PATH so the command itself holds the registered connection. Node cannot exec in place, so
+ * PATH runs as our child and inherits the registered socket as fd 3 (our copy is closed): the
+ * leases live exactly as long as the command (and anything it passes fd 3 to). The daemon
+ * recorded OUR pid at REGISTER, so the child is started through `setpriv --pdeathsig KILL`
+ * (when available) to die with us if the daemon kills that pid, and we forward SIGTERM/INT/
+ * HUP/USR1/USR2 to it; its exit status becomes ours. Without -c we hold the leases until
+ * killed, as sanlock does.
  */
 async function commandAction(
   o: SanlockOptions,
@@ -545,11 +547,10 @@ async function commandAction(
   const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
   const file = setpriv ?? path!;
   const argv = setpriv ? ['--pdeathsig', 'KILL', '--', path!, ...rest] : rest;
-  // The child now owns the conversation on the registered socket: stop reading it here, or
-  // our event loop would swallow the replies meant for the command.
-  reg.conn.socket.pause();
-  (reg.conn.socket as unknown as { _handle?: { readStop?: () => number } })._handle?.readStop?.();
   const child = spawn(file, argv, { stdio: ['inherit', 'inherit', 'inherit', reg.conn.socket], argv0: setpriv ? undefined : path });
+  // The command now owns the registered socket (as after sanlock's execv): our copy is closed so
+  // that our event loop cannot swallow replies meant for the command.
+  child.once('spawn', () => reg.close());
   const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
   const sigs: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
   const handlers = sigs.map((s) => [s, forward(s)] as const);

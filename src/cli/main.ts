@@ -7,6 +7,7 @@ const families: Record<string, () => Promise<CommandRunner>> = {
   direct: async () => (await import('./direct.js')).runDirect,
   client: async () => (await import('./client.js')).runClient,
   daemon: async () => (await import('../daemon/main.js')).runDaemon,
+  cluster: async () => (await import('./cluster.js')).runCluster,
 };
 
 export async function main(argv: string[]): Promise<number> {

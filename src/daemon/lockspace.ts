@@ -45,6 +45,7 @@ const SETEV_CLEAR_EVENT = 0x4;
 const SETEV_REPLACE_EVENT = 0x8;
 const SETEV_ALL_HOSTS = 0x10;
 const MAX_EVENT_FDS = 32;
+const EVENT_BACKLOG_MAX = 64 * 1024;
 const KILL_COUNT_MAX = 100;
 const SIGTERM = 15;
 const SIGKILL = 9;
@@ -358,7 +359,9 @@ export class LockspaceManager {
     for (const ev of u.events) {
       const cb = encodeEventCb({ hostId: ls.hostId, generation: ev.generation, event: ev.event, data: ev.data }, ev.fromHostId, ev.fromGeneration);
       for (const c of [...ls.eventClients]) {
-        if (!c.sock || c.sock.destroyed || !c.sock.writable) {
+        // sanlock sends with MSG_DONTWAIT and drops an fd that fails: a reader that stopped
+        // reading must not make us buffer events without limit
+        if (!c.sock || c.sock.destroyed || !c.sock.writable || c.sock.writableLength > EVENT_BACKLOG_MAX) {
           this.dropEventClient(ls, c);
           continue;
         }
@@ -421,7 +424,14 @@ export class LockspaceManager {
   }
 
   private killClient(ls: Lockspace, c: Client, now: number): void {
-    if (c.killCount >= KILL_COUNT_MAX) return;
+    if (c.killCount >= KILL_COUNT_MAX) {
+      if (c.killCount === KILL_COUNT_MAX) {
+        // after 100 attempts the client is stuck; the lockspace stays and the watchdog must act
+        c.killCount++;
+        this.log.error(`s${ls.spaceId} killing pids stuck ${c.pid}`);
+      }
+      return;
+    }
     if (c.killLast && now - c.killLast < 1) return;
     const failAt = ls.lastSuccess + idRenewalFailSeconds(ls.ioTimeout);
     const grace = this.daemon.cfg.killGraceSeconds;

@@ -2,7 +2,7 @@
 // `YYYY-MM-DD HH:MM:SS <monotime> [<tid>]: <prefix><message>`, an in-memory ring of 1 MiB
 // holding every message (log_dump), stderr for everything with -D, and the log file for
 // messages at or above logfile_priority.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, write, writeSync } from 'node:fs';
 import { monotime } from './clock.js';
 
 export const LOG_ERR = 3;
@@ -25,10 +25,61 @@ function pad(n: number, w = 2): string {
   return String(n).padStart(w, '0');
 }
 
+/**
+ * Writes lines to an fd off the event loop (stderr to a pipe is a blocking write in Node), with
+ * sanlock's bounded queue: beyond 4096 pending entries lines are dropped and counted.
+ */
+class AsyncLineWriter {
+  private queue: string[] = [];
+  private writing = false;
+  private dropped = 0;
+  static readonly MAX_QUEUE = 4096;
+
+  constructor(private readonly fd: number) {}
+
+  push(line: string): void {
+    if (this.queue.length >= AsyncLineWriter.MAX_QUEUE) {
+      this.dropped++;
+      return;
+    }
+    this.queue.push(line);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.writing || this.queue.length === 0) return;
+    this.writing = true;
+    const data = Buffer.from(this.queue.join(''));
+    this.queue = [];
+    write(this.fd, data, () => {
+      // a failed write (closed pipe, full disk) is dropped: logging must never stop the daemon
+      this.writing = false;
+      if (this.dropped > 0) {
+        this.queue.push(`dropped ${this.dropped} entries\n`);
+        this.dropped = 0;
+      }
+      this.kick();
+    });
+  }
+
+  /** Writes whatever is still queued, synchronously (at exit). */
+  flush(): void {
+    if (this.queue.length === 0) return;
+    try {
+      writeSync(this.fd, this.queue.join(''));
+    } catch {
+      // nothing more to do at exit
+    }
+    this.queue = [];
+  }
+}
+
 export class DaemonLog {
   private ring: string[] = [];
   private ringBytes = 0;
   private fileFd = -1;
+  private fileWriter: AsyncLineWriter | undefined;
+  private readonly stderrWriter = new AsyncLineWriter(2);
   private opts: LogOptions;
 
   constructor(opts: LogOptions) {
@@ -40,14 +91,18 @@ export class DaemonLog {
     if (this.opts.logfilePriority < 0) return;
     try {
       this.fileFd = openSync(this.opts.logfilePath ?? DEFAULT_LOGFILE, 'a', 0o644);
+      this.fileWriter = new AsyncLineWriter(this.fileFd);
     } catch {
       this.fileFd = -1;
     }
   }
 
   close(): void {
+    this.stderrWriter.flush();
+    this.fileWriter?.flush();
     if (this.fileFd >= 0) closeSync(this.fileFd);
     this.fileFd = -1;
+    this.fileWriter = undefined;
   }
 
   private stamp(): string {
@@ -67,14 +122,8 @@ export class DaemonLog {
     while (this.ringBytes > RING_MAX_BYTES && this.ring.length > 1) {
       this.ringBytes -= (this.ring.shift() as string).length + 1;
     }
-    if (this.opts.toStderr) process.stderr.write(`${line}\n`);
-    if (this.fileFd >= 0 && level <= this.opts.logfilePriority) {
-      try {
-        writeSync(this.fileFd, `${line}\n`);
-      } catch {
-        // a full or broken log disk must never stop the daemon
-      }
-    }
+    if (this.opts.toStderr) this.stderrWriter.push(`${line}\n`);
+    if (this.fileWriter && level <= this.opts.logfilePriority) this.fileWriter.push(`${line}\n`);
   }
 
   error(msg: string): void {

@@ -9,6 +9,7 @@ import type { DaemonConfig } from './config.js';
 import { monotime } from './clock.js';
 import type { DaemonLog } from './log.js';
 import { spawn } from 'node:child_process';
+import { linkSync, renameSync } from 'node:fs';
 import { peerCred, ProcessHandle, socketFd } from './native.js';
 import {
   Cmd,
@@ -38,36 +39,37 @@ import {
 export const VERSION_STR = '3.8.5';
 
 /**
- * killpath args as sanlock's helper splits them: whitespace separates, `\ ` keeps a space,
- * `\\` a backslash, any other escape stops parsing; at most 8 argv entries including the path.
+ * killpath args as sanlock's helper splits them: whitespace separates; `\\` followed by
+ * whitespace or a backslash keeps that character; any other escape, a trailing backslash or a
+ * character that is neither printable punctuation nor alphanumeric stops parsing (what was
+ * collected so far is kept). At most 8 argv entries including the path, so 7 arguments.
  */
+export const KILLPATH_MAX_ARGS = 7;
+
 export function splitKillArgs(args: string): string[] {
   const out: string[] = [];
   let cur = '';
-  let have = false;
-  for (let i = 0; i < args.length; i++) {
-    const ch = args[i]!;
+  const isSpace = (ch: string): boolean => ch === ' ' || (ch >= '\t' && ch <= '\r');
+  const isWordChar = (ch: string): boolean => ch > ' ' && ch < '\x7f';
+  for (let i = 0; i < args.length && out.length < KILLPATH_MAX_ARGS; i++) {
+    let ch = args[i]!;
     if (ch === '\\') {
-      const nx = args[i + 1];
-      if (nx === ' ' || nx === '\\') {
-        cur += nx;
-        have = true;
-        i++;
+      if (i === args.length - 1) break;
+      ch = args[++i]!;
+      if (ch === '\\' || isSpace(ch)) {
+        cur += ch;
         continue;
       }
       break;
     }
-    if (ch === ' ' || ch === '\t' || ch === '\n') {
-      if (have) out.push(cur);
+    if (isWordChar(ch)) cur += ch;
+    else if (isSpace(ch)) {
+      if (cur) out.push(cur);
       cur = '';
-      have = false;
-      continue;
-    }
-    cur += ch;
-    have = true;
+    } else break;
   }
-  if (have) out.push(cur);
-  return out.slice(0, 7);
+  if (cur && out.length < KILLPATH_MAX_ARGS) out.push(cur);
+  return out;
 }
 
 /** A decoded request handed to a command handler. */
@@ -153,6 +155,7 @@ export class Daemon {
   readonly done: Promise<number>;
   private readonly workers: WorkerPool;
   private readonly sockets = new Set<Socket>();
+  private sockPath: string | undefined;
 
   constructor(
     readonly cfg: DaemonConfig,
@@ -182,13 +185,16 @@ export class Daemon {
 
   /** Starts listening on an already-created server socket path. */
   listen(path: string): Promise<void> {
+    this.sockPath = path;
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.accept(sock));
     this.server = server;
     server.maxConnections = 1022;
     this.timer = setInterval(() => this.mainTick(), 1000);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ path, backlog: 5 }, () => {
+      // sanlock uses a backlog of 5; a longer queue only spares clients EAGAIN on connect while
+      // the event loop is busy (e.g. draining a flood of junk), and changes nothing else
+      server.listen({ path, backlog: 128 }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -196,6 +202,10 @@ export class Daemon {
   }
 
   private accept(sock: Socket): void {
+    if (this.exiting) {
+      sock.destroy();
+      return;
+    }
     let fd = -1;
     try {
       fd = socketFd(sock);
@@ -220,8 +230,11 @@ export class Daemon {
   /** Reads and runs one message at a time: a connection is not polled while its command runs. */
   private async connectionLoop(c: Client): Promise<void> {
     const reader = c.reader!;
-    for (;;) {
+    for (let n = 1; ; n++) {
       if (c.closed) return;
+      // buffered messages resolve without ever leaving the microtask queue: yield now and then so
+      // one client streaming junk cannot starve accept() and every other connection
+      if (n % 16 === 0) await new Promise((r) => setImmediate(r));
       const hb = await reader.read(HEADER_SIZE);
       if (!hb) break;
       const h = decodeHeader(hb);
@@ -257,7 +270,14 @@ export class Daemon {
   private connectionClosed(c: Client): void {
     if (c.closed) return;
     c.closed = true;
-    c.sock?.destroy();
+    const sock = c.sock;
+    if (sock && sock.writableEnded && !sock.destroyed) {
+      // a reply is still being flushed (status, log_dump can be large): let it drain, and
+      // drop the socket later if the peer never reads it
+      setTimeout(() => sock.destroy(), 10_000).unref();
+    } else {
+      sock?.destroy();
+    }
     if (this.cfg.debugClients) this.log.debug(`cl ${c.ci}:${c.fd} closed pid ${c.pid}`);
     if (c.registered) {
       c.pidDead = true;
@@ -290,7 +310,7 @@ export class Daemon {
     if (sig === 100) {
       if (!c.killpath) return;
       const argv = splitKillArgs(c.killargs);
-      if (c.killpathPidFlag) argv.push(String(c.pid));
+      if (c.killpathPidFlag && argv.length < KILLPATH_MAX_ARGS) argv.push(String(c.pid));
       try {
         const child = spawn(c.killpath, argv, { stdio: 'ignore', detached: true });
         child.on('error', (err) => this.log.error(`killpath ${c.killpath} failed: ${err.message}`));
@@ -323,7 +343,7 @@ export class Daemon {
       target.cmdActive = h.cmd;
       c.cmdActive = h.cmd;
       try {
-        return await this.workers.run(() => this.runWorkerCmd(c, h, target));
+        return await this.runWorkerCmd(c, h, target);
       } finally {
         target.cmdActive = 0;
         target.cmdLast = h.cmd;
@@ -334,7 +354,7 @@ export class Daemon {
     }
     c.cmdActive = h.cmd;
     try {
-      return await this.workers.run(() => this.runWorkerCmd(c, h, undefined));
+      return await this.runWorkerCmd(c, h, undefined);
     } finally {
       c.cmdActive = 0;
       c.cmdLast = h.cmd;
@@ -362,6 +382,10 @@ export class Daemon {
     if (rest > 0) await c.reader!.drain(Math.min(rest, 64 * 1024 * 1024));
   }
 
+  /**
+   * Reads the payload on the connection (a client that never sends it holds only its own
+   * connection), then runs the handler on the bounded worker pool.
+   */
   private async runWorkerCmd(c: Client, h: Header, target: Client | undefined): Promise<boolean> {
     const got = await this.readPayload(c, h);
     if (got === 'closed') return this.closeFromCommand(c);
@@ -376,7 +400,7 @@ export class Daemon {
       this.log.error(`cmd ${cmdNames[h.cmd]} not implemented`);
       reply = replyHeader(h, -Errno.EINVAL);
     } else {
-      reply = await handler(got);
+      reply = await this.workers.run(() => handler(got));
     }
     if (got.handedOver) return false;
     if (reply) c.send(reply);
@@ -687,7 +711,27 @@ export class Daemon {
       w.sendAndClose(encodeHeader({ magic: SM_MAGIC, version: SM_PROTO, cmd: 0, cmdFlags: 0, length: HEADER_SIZE, seq: 0, data: 0, data2: 0 }));
     }
     this.shutdownWaiters = [];
-    this.server?.close();
+    // libuv unlinks a unix socket's path when the server closes, but sanlock leaves sanlock.sock
+    // in the run dir (later clients get ECONNREFUSED, not ENOENT): keep a second link and put
+    // it back once the server is closed
+    const path = this.sockPath;
+    const keep = path ? `${path}.exit` : undefined;
+    if (path && keep) {
+      try {
+        linkSync(path, keep);
+      } catch {
+        // the socket file is gone already
+      }
+    }
+    this.server?.close(() => {
+      if (path && keep) {
+        try {
+          renameSync(keep, path);
+        } catch {
+          // nothing to restore
+        }
+      }
+    });
     // give the waiter replies a moment to flush, then drop every connection
     setTimeout(() => {
       for (const s of this.sockets) s.destroy();

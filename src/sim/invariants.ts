@@ -3,8 +3,23 @@
 // reports every write as it lands; each report is checked at once, so a violation is caught at
 // the step that causes it. Violations are recorded, not thrown: they are usually noticed inside
 // some host's async chain, and the world stops the run when `failed` is set.
+//
+// Checked:
+//   1. mutual exclusion — per resource, among holders that are neither released, killed nor
+//      reset: one EX holder alone, or only SH holders (paused hosts' holders count until their
+//      watchdog fires);
+//   2. versions — a grant's lver is above every lver granted before the acquire began, and each
+//      lver is committed (leader written with timestamp ≠ 0) for one owner only;
+//   3. host_id — at most one live incarnation owns a host_id, and a generation is never
+//      joined twice;
+//   4. takeover timing — a lease whose holder was killed/reset without releasing is granted to
+//      someone else only host_dead after that holder's last renewal landed (unless its host_id
+//      was freed or re-acquired with a newer generation meanwhile);
+//   5. fencing — a watchdog fires before host_dead has passed since the last renewal landed;
+//   6. liveness — after faults stop, every operation ends, with success or a sanlock code.
+// Timing checks allow for two clocks `maxSkew` apart: host_dead·(1 − 2·maxSkew).
 import { codeName } from '../codes.js';
-import { DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC, decodeLeader } from '../ondisk/leader.js';
+import { DELTA_DISK_MAGIC, decodeLeader, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
 import type { Incarnation } from './sim-clock.js';
 
 export type Mode = 'EX' | 'SH';

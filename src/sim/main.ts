@@ -7,10 +7,12 @@
 // --no-sh (EX only), --no-faults, --faults-until S (seconds of faults, default 200),
 // --io (trace every landed lease write), --bug NAME (a deliberately broken paxos variant:
 // skipPhase2Read | shortHostDeadWait | commitBeforePhase2 | ignoreMbalAbort), --stop (stop a
-// sweep at the first failure). A replay prints the same bytes every time for the same options.
+// sweep at the first failure), --reorder (a host's hung write may land after its newer write to
+// the same sector). A replay prints the same bytes every time for the same options.
 import { SanlockError } from '../codes.js';
 import type { PaxosBugs } from '../lease/paxos-lease.js';
-import { type WorldConfig, defaultWorldConfig, formatFailure, noFaults, runWorld } from './world.js';
+import { defaultDiskProfile } from './sim-disk.js';
+import { defaultWorldConfig, formatFailure, noFaults, runWorld, type WorldConfig } from './world.js';
 
 export const BUG_NAMES = ['skipPhase2Read', 'shortHostDeadWait', 'commitBeforePhase2', 'ignoreMbalAbort'] as const;
 
@@ -48,6 +50,7 @@ export function parseArgs(args: string[]): CliOptions {
   const io = args.includes('--io');
   const shared = !args.includes('--no-sh');
   const faults = args.includes('--no-faults');
+  const reorder = args.includes('--reorder');
   const passOn = args.filter((a, i) => !['--seeds', '--from', '--seed', '--stop'].includes(a) && !['--seeds', '--from', '--seed'].includes(args[i - 1] ?? ''));
   return {
     seed: get('--seed') === undefined ? undefined : num('--seed', 0),
@@ -58,6 +61,7 @@ export function parseArgs(args: string[]): CliOptions {
     config: (seed) => defaultWorldConfig(seed, {
       machines: hosts, resources, engine, paxosBugs, modelFaults: paxosBugs, faultsUntilSec, fullTrace: trace, ioTrace: io, shared,
       ...(faults ? { faults: noFaults } : {}),
+      ...(reorder ? { disk: { ...defaultDiskProfile, reorder: true } } : {}),
     }),
     replayArgs: (seed) => ['--seed', String(seed), ...passOn.filter((a) => a !== '--trace'), '--trace'].join(' '),
   };

@@ -5,11 +5,11 @@
 // that each kind of bug is caught.
 import assert from 'node:assert/strict';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
-import { DBLOCK_FL_RELEASED, type Dblock, MBLOCK_SHARED, decodeDblock, decodeModeBlock, dblockValid, encodeDblock, encodeModeBlock } from '../ondisk/dblock.js';
-import { DELTA_DISK_MAGIC, DELTA_DISK_VERSION, LEADER_SIZE, type Leader, PAXOS_DISK_MAGIC, PAXOS_DISK_VERSION, decodeLeader, encodeLeader, verifyLeader } from '../ondisk/leader.js';
 import type { Clock, Random } from '../lease/clock.js';
 import type { HostStateTracker } from '../lease/host-state.js';
 import { hostDeadSeconds } from '../lease/timeouts.js';
+import { DBLOCK_FL_RELEASED, type Dblock, dblockValid, decodeDblock, decodeModeBlock, encodeDblock, encodeModeBlock, MBLOCK_SHARED } from '../ondisk/dblock.js';
+import { DELTA_DISK_MAGIC, DELTA_DISK_VERSION, decodeLeader, encodeLeader, LEADER_SIZE, type Leader, PAXOS_DISK_MAGIC, PAXOS_DISK_VERSION, verifyLeader } from '../ondisk/leader.js';
 import type { Disk } from '../storage/disk.js';
 
 export interface ModelPaxosFaults {
@@ -183,7 +183,7 @@ export class ModelPaxos {
     let shRetries = 0;
     for (let restart = 0; restart < MAX_RESTARTS; restart++) {
       const first = await this.readArea(res, resName);
-      let cur = first.leader;
+      const cur = first.leader;
       const curRaw = first.raw;
       const numHosts = first.numHosts;
       if (cur.timestamp !== 0 && cur.flags & 1 && mode === 'SH' && cur.ownerId !== me) {

@@ -136,6 +136,11 @@ export class SimStorage {
     return Math.ceil(lat);
   }
 
+  /** Start of the window in which an I/O issued now by `hostId` touches the media. */
+  private mediaFrom(hostId: number): number {
+    return Math.max(this.sched.nowUs, this.outageUntil(hostId));
+  }
+
   /** Splits [offset, offset+length) into one or two sector-aligned parts. */
   private parts(offset: number, length: number): Array<[number, number]> {
     const n = length / this.sectorSize;
@@ -159,9 +164,10 @@ export class SimStorage {
     const lat = this.latencyUs(inc.hostId, timeoutMs);
     const eio = this.rng.chance(this.profile.eio);
     const out = Buffer.alloc(length);
+    const from = this.mediaFrom(inc.hostId);
     for (const [off, len] of this.parts(offset, length)) {
       // The sample is taken by the device whatever the process does meanwhile.
-      this.sched.at(t0 + this.rng.next() * lat, () => {
+      this.sched.at(from + this.rng.next() * (t0 + lat - from), () => {
         if (off < this.bytes.length) this.bytes.copy(out, off - offset, off, Math.min(this.bytes.length, off + len));
       }, undefined, true);
     }
@@ -182,11 +188,12 @@ export class SimStorage {
       this.lastLanding.set(inc, order);
     }
     let doneUs = t0 + lat;
+    const from = this.mediaFrom(inc.hostId);
     const landings: Array<[number, number, number]> = [];
     for (const [off, len] of this.parts(offset, copy.length)) {
       // A write that fails with EIO may still have reached some sectors.
       if (eio && this.rng.chance(0.5)) continue;
-      let at = Math.ceil(t0 + 1 + this.rng.next() * (lat - 1));
+      let at = Math.ceil(from + 1 + this.rng.next() * (t0 + lat - from - 1));
       if (!this.profile.reorder) {
         for (let o = off; o < off + len; o += this.sectorSize) at = Math.max(at, (order.get(o) ?? 0) + 1);
       }

@@ -1,7 +1,9 @@
 // A simulated cluster: M machines sharing one simulated storage that holds one lockspace and R
 // resource leases. Each machine boots incarnations of a host process that joins the lockspace
 // (real DeltaLease), renews it on sanlock's schedule (DeltaLease.renewLoop), watches the others
-// (HostStateTracker) and runs a client workload on the resources (LeaseEngine). Fencing is
+// (HostStateTracker) and runs a client on the resources (LeaseEngine), whose next action
+// workload.ts chooses. Each host runs like sanlock's daemon: tokens of a failed lockspace are
+// freed and its renewal thread has exited before the lockspace is added again. Fencing is
 // modelled like sanlock + wdmd:
 //
 //   - the host's main loop (1 s, on its own clock, so it stops when the host is paused) notices
@@ -9,8 +11,8 @@
 //     within kill_grace (which frees nothing on disk), then the lockspace is dropped, the
 //     watchdog disarmed and the host rejoins later (new generation);
 //   - the watchdog is hardware: wdmd pets it every 10 s (per-boot phase) while now < expiry
-//     (last renewal + 8N) and it fires W after the last pet — at most host_dead after the last
-//     renewal. It fires whether or not the host process runs (paused hosts get reset); firing
+//     (last renewal + 8N, or registration if that is later) and it fires W after the last pet —
+//     at most host_dead after the last renewal. It fires whether or not the host process runs (paused hosts get reset); firing
 //     resets the machine: its holders are gone at that moment, in-flight writes land or not,
 //     and it boots again later with a new CLOCK_MONOTONIC origin.
 //
@@ -18,7 +20,8 @@
 // I/O errors, hangs and slow I/O from the storage profile; all stop at `faultsUntilSec`, after
 // which every operation must end with success or a sanlock code (liveness).
 import assert from 'node:assert/strict';
-import { SanlockError, codeName } from '../codes.js';
+import { createHash } from 'node:crypto';
+import { codeName, SanlockError } from '../codes.js';
 import type { Clock, Random } from '../lease/clock.js';
 import { DeltaLease } from '../lease/delta-lease.js';
 import { HostStateTracker } from '../lease/host-state.js';
@@ -26,14 +29,15 @@ import type { PaxosBugs } from '../lease/paxos-lease.js';
 import { hostDeadSeconds, idRenewalFailSeconds } from '../lease/timeouts.js';
 import { decodeDblock, decodeModeBlock } from '../ondisk/dblock.js';
 import { geometryFor } from '../ondisk/geometry.js';
-import { DELTA_DISK_MAGIC, DELTA_DISK_VERSION, PAXOS_DISK_MAGIC, PAXOS_DISK_VERSION, decodeLeader, emptyLeader, encodeLeader } from '../ondisk/leader.js';
-import { REQ_DISK_MAGIC, REQ_DISK_VERSION, encodeRequest } from '../ondisk/request.js';
+import { DELTA_DISK_MAGIC, DELTA_DISK_VERSION, decodeLeader, emptyLeader, encodeLeader, PAXOS_DISK_MAGIC, PAXOS_DISK_VERSION } from '../ondisk/leader.js';
+import { encodeRequest, REQ_DISK_MAGIC, REQ_DISK_VERSION } from '../ondisk/request.js';
 import { type EngineKind, type LeaseEngine, type Mode, ModelEngine, RealEngine, type ResourceRef } from './engines.js';
 import { Checker } from './invariants.js';
 import type { ModelPaxosFaults } from './model-paxos.js';
 import { Xoshiro128 } from './prng.js';
 import { HostClock, Incarnation, Scheduler, type SimEvent } from './sim-clock.js';
-import { type DiskProfile, SimStorage, defaultDiskProfile, perfectDiskProfile } from './sim-disk.js';
+import { type DiskProfile, defaultDiskProfile, perfectDiskProfile, SimStorage } from './sim-disk.js';
+import { type ClientView, nextAction, THINK_MS_MAX } from './workload.js';
 
 export interface FaultRates {
   /** expected faults of each kind per machine per 100 s of fault time */
@@ -45,6 +49,8 @@ export interface FaultRates {
   idClash: number;
   /** chance that a reboot keeps the previous host name (sanlock -e), allowing fast reacquire */
   sameName: number;
+  /** fraction of pauses that are long (10..100 s, often past host_dead); the rest last ≤ 10.5 s */
+  longPause: number;
 }
 
 export interface WorldConfig {
@@ -72,10 +78,19 @@ export interface WorldConfig {
   traceTail: number;
   /** also trace every landed write to a resource lease (leader, dblock, mode block) */
   ioTrace?: boolean;
+  /**
+   * TEST ONLY — broken fencing models, to show the checker notices: no watchdog at all, or
+   * machine 1's clock running at this rate, far beyond `maxSkew` (the checker still assumes it).
+   */
+  breakFencing?: { noWatchdog?: boolean; rogueClockRate?: number };
+  /** TEST ONLY — wraps each session's engine (e.g. to make it hang or throw) */
+  wrapEngine?: (e: LeaseEngine, hostId: number) => LeaseEngine;
 }
 
-export const defaultFaults: FaultRates = { pause: 1, crash: 0.5, outage: 1, skew: 1, idClash: 0.1, sameName: 0.5 };
-export const noFaults: FaultRates = { pause: 0, crash: 0, outage: 0, skew: 0, idClash: 0, sameName: 1 };
+export const defaultFaults: FaultRates = { pause: 1, crash: 0.5, outage: 1, skew: 1, idClash: 0.1, sameName: 0.5, longPause: 0.3 };
+export const noFaults: FaultRates = { pause: 0, crash: 0, outage: 0, skew: 0, idClash: 0, sameName: 1, longPause: 0 };
+/** Faults that exercise fencing: frequent pauses, most of them long. */
+export const fencingFaults: FaultRates = { pause: 3, crash: 0.3, outage: 0.5, skew: 0, idClash: 0.1, sameName: 0.5, longPause: 0.8 };
 
 export function defaultWorldConfig(seed: number, over: Partial<WorldConfig> = {}): WorldConfig {
   return {
@@ -98,6 +113,8 @@ export function defaultWorldConfig(seed: number, over: Partial<WorldConfig> = {}
     ...over,
   };
 }
+
+type FaultKind = 'pause' | 'crash' | 'outage' | 'skew';
 
 const LOCKSPACE = 'simls';
 const MIB = 1024 * 1024;
@@ -123,10 +140,14 @@ interface Session {
   ac: AbortController;
   /** watchdog expiry (local monotonic seconds) and its pending fire event */
   expiry: number;
+  /** local second the session registered with wdmd */
+  armedAt: number;
   fire: SimEvent | undefined;
   ops: Set<number>;
   /** settles when the renewal loop has exited (a renewal in progress finishes its write first) */
   renewDone: Promise<void>;
+  /** lease operations still running in the daemon for this session */
+  inflight: Set<Promise<unknown>>;
 }
 
 interface Machine {
@@ -146,6 +167,8 @@ export interface WorldResult {
   ok: boolean;
   violations: string[];
   trace: string[];
+  /** sha256 of the whole shared storage at the end */
+  storageDigest: string;
   stats: {
     simSeconds: number;
     events: number;
@@ -169,7 +192,6 @@ export class World {
   readonly resources: ResourceRef[] = [];
   private readonly machines: Machine[] = [];
   private readonly trace: string[] = [];
-  private traceCount = 0;
   private readonly hdUs: number;
   private readonly lockspaceSize = MIB;
   private phase: 'faults' | 'healed' | 'draining' | 'done' = 'faults';
@@ -211,7 +233,6 @@ export class World {
 
   log(who: Incarnation | string, msg: string): void {
     const line = `${(this.sched.nowUs / 1e6).toFixed(6).padStart(12)} ${String(who).padEnd(10)} ${msg}`;
-    this.traceCount++;
     this.trace.push(line);
     if (!this.cfg.fullTrace && this.trace.length > this.cfg.traceTail * 2) this.trace.splice(0, this.trace.length - this.cfg.traceTail);
   }
@@ -259,7 +280,8 @@ export class World {
     let hostId = id;
     if (prev && rng.chance(this.cfg.faults.idClash)) hostId = rng.int(1, this.cfg.machines);
     const inc = new Incarnation(hostId, bootNo, id);
-    const rate = 1 + (rng.next() * 2 - 1) * this.cfg.maxSkew;
+    let rate = 1 + (rng.next() * 2 - 1) * this.cfg.maxSkew;
+    if (id === 1 && this.cfg.breakFencing?.rogueClockRate) rate = this.cfg.breakFencing.rogueClockRate;
     // CLOCK_MONOTONIC restarts near zero at each boot: some seconds of boot time, then ours.
     const clock = new HostClock(this.sched, inc, 20_000 + rng.int(0, 10_000_000), rate);
     const keepName = prev !== undefined && prev.hostId === hostId && rng.chance(this.cfg.faults.sameName);
@@ -276,7 +298,7 @@ export class World {
 
   private async join(m: Machine): Promise<void> {
     const c = this.cfg;
-    for (let attempt = 0; this.alive(m) && this.phase !== 'done'; attempt++) {
+    while (this.alive(m) && this.phase !== 'done') {
       const disk = this.storage.view(m.inc, 'sim');
       const delta = new DeltaLease({ disk, offset: 0, spaceName: LOCKSPACE, hostId: m.hostId, hostName: m.name, ioTimeout: c.ioTimeout, clock: m.clock, watchdogFireTimeout: c.watchdogFireTimeout });
       this.log(m.inc, `join host_id ${m.hostId}`);
@@ -294,10 +316,11 @@ export class World {
         disk, clock: m.clock as Clock, random: new HostRandom(m.rng.fork()), hostId: m.hostId, generation, spaceName: LOCKSPACE,
         lockspaceOffset: 0, sectorSize: c.sectorSize, ioTimeout: c.ioTimeout, watchdogFireTimeout: c.watchdogFireTimeout, delta, tracker,
       };
-      const engine: LeaseEngine = c.engine === 'real' ? new RealEngine(ctx, c.paxosBugs) : new ModelEngine(ctx, c.modelFaults);
+      const base: LeaseEngine = c.engine === 'real' ? new RealEngine(ctx, c.paxosBugs) : new ModelEngine(ctx, c.modelFaults);
+      const engine = c.wrapEngine ? c.wrapEngine(base, m.hostId) : base;
       const s: Session = {
         generation, delta, tracker, engine, held: new Map(), busy: new Set(), state: 'joined', ac: new AbortController(),
-        expiry: delta.lastSuccess + idRenewalFailSeconds(c.ioTimeout), fire: undefined, ops: new Set(), renewDone: Promise.resolve(),
+        expiry: delta.lastSuccess + idRenewalFailSeconds(c.ioTimeout), armedAt: m.clock.monotonicSeconds(), fire: undefined, ops: new Set(), renewDone: Promise.resolve(), inflight: new Set(),
       };
       m.session = s;
       this.joins++;
@@ -311,15 +334,20 @@ export class World {
     }
   }
 
-  /** The local second at which the watchdog fires for the current expiry (last pet + W). */
-  private fireLocalSeconds(m: Machine, expiry: number): number {
-    const k = Math.ceil((expiry - m.petPhase) / WDMD_PET_SECONDS) - 1;
+  /**
+   * The local second at which the watchdog fires: W after wdmd's last pet, which is its last
+   * 10-s tick before the expiry — or before registration, if the expiry had already passed then
+   * (the device was being petted for the host's other reasons until then).
+   */
+  private fireLocalSeconds(m: Machine, expiry: number, armedAt: number): number {
+    const k = Math.ceil((Math.max(expiry, armedAt) - m.petPhase) / WDMD_PET_SECONDS) - 1;
     return m.petPhase + k * WDMD_PET_SECONDS + this.cfg.watchdogFireTimeout;
   }
 
   private armWatchdog(m: Machine, s: Session): void {
     if (s.fire) this.sched.cancel(s.fire);
-    const at = m.clock.realAt(this.fireLocalSeconds(m, s.expiry) * 1e6);
+    if (this.cfg.breakFencing?.noWatchdog) return;
+    const at = m.clock.realAt(this.fireLocalSeconds(m, s.expiry, s.armedAt) * 1e6);
     s.fire = this.sched.at(at, () => {
       if (!this.alive(m) || m.session !== s) return;
       this.log(m.inc, `watchdog fires (expiry ${s.expiry}, mono ${m.clock.monotonicSeconds()}) → reset`);
@@ -382,7 +410,10 @@ export class World {
     this.checker.left(m.inc, m.hostId, s.generation);
     m.session = undefined;
     // Like sanlock's rem_lockspace, the old renewal thread must have exited (its last write
-    // may still be running with its host_dead deadline) before the lockspace can be added again.
+    // may still be running with its host_dead deadline) and every token of the lockspace must
+    // be freed (acquires in progress run to their end) before it can be added again: otherwise
+    // two generations of one host_id would write the same dblocks.
+    while (s.inflight.size > 0) await Promise.allSettled([...s.inflight]);
     await s.renewDone;
     this.log(m.inc, 'lockspace removed');
     await m.clock.sleep(1000 + m.rng.int(0, 10_000));
@@ -390,8 +421,6 @@ export class World {
   }
 
   private killHolders(m: Machine, s: Session, why: string): void {
-    for (const id of s.ops) this.checker.opAbandon(id);
-    s.ops.clear();
     for (const [r, mode] of [...s.held].sort((a, b) => a[0] - b[0])) {
       this.log(m.inc, `holder of r${r} ${mode} killed (${why})`);
       this.checker.kill(m.inc, s.generation, r);
@@ -404,6 +433,9 @@ export class World {
   private reset(m: Machine, why: string): void {
     const s = m.session;
     if (s) {
+      // the daemon is gone with the machine: its operations will never end, and need not
+      for (const id of s.ops) this.checker.opAbandon(id);
+      s.ops.clear();
       this.killHolders(m, s, why);
       this.disarmWatchdog(s);
       s.state = 'gone';
@@ -425,8 +457,11 @@ export class World {
     const startUs = this.sched.nowUs;
     const id = this.checker.opStart(m.inc, s.generation, desc);
     s.ops.add(id);
+    const p = f();
+    s.inflight.add(p);
+    void p.then(() => s.inflight.delete(p), () => s.inflight.delete(p));
     try {
-      const v = await f();
+      const v = await p;
       if (s.ops.delete(id)) this.checker.opEnd(id, 0);
       return { ok: true, v, startUs };
     } catch (e) {
@@ -434,6 +469,12 @@ export class World {
       if (s.ops.delete(id)) this.checker.opEnd(id, code, e);
       return { ok: false, code: code ?? -201 };
     }
+  }
+
+  private track(s: Session, p: Promise<unknown>): void {
+    const q = p.catch(() => undefined);
+    s.inflight.add(q);
+    void q.then(() => s.inflight.delete(q));
   }
 
   /** false when the process no longer runs this session (killed, reset, lockspace gone) */
@@ -444,51 +485,67 @@ export class World {
   private async worker(m: Machine, s: Session): Promise<void> {
     const c = this.cfg;
     const rng = m.rng.fork();
+    const view: ClientView = {
+      held: s.held,
+      busy: s.busy,
+      tokenMode: (r) => s.engine.mode(this.resources[r]!),
+      resources: this.resources.length,
+      shared: c.shared,
+      requests: c.requests && c.engine === 'real',
+      draining: false,
+    };
     for (let step = 0; step < 1_000_000; step++) {
       try {
-        await m.clock.sleep(rng.int(0, 2000), s.ac.signal);
+        await m.clock.sleep(rng.int(0, THINK_MS_MAX), s.ac.signal);
       } catch {
         return;
       }
       if (!this.live(m, s)) return;
-      if (this.phase === 'draining' || this.phase === 'done') {
-        // wind down: release everything, then stop
-        const r = [...s.held.keys()].sort((a, b) => a - b)[0];
-        if (r === undefined) return;
-        await this.doRelease(m, s, r);
-        continue;
-      }
-      const held = [...s.held.keys()].sort((a, b) => a - b);
-      if (held.length > 0 && rng.chance(0.5)) {
-        const r = rng.pick(held);
-        // after a failed EX→SH the client treats the lease as SH while its token may still be EX:
-        // such a lease is only released
-        const consistent = s.engine.mode(this.resources[r]!) === s.held.get(r);
-        if (c.shared && consistent && rng.chance(0.25)) await this.doConvert(m, s, r, s.held.get(r) === 'EX' ? 'SH' : 'EX');
-        else await this.doRelease(m, s, r);
-        continue;
-      }
-      const free = this.resources.filter((r) => !s.held.has(r.index));
-      if (free.length === 0) continue;
-      const r = rng.pick(free);
-      if (c.requests && c.engine === 'real' && rng.chance(0.1)) {
-        const res = await this.op(m, s, `request r${r.index}`, () => s.engine.request(r));
-        if (this.live(m, s)) this.log(m.inc, `request r${r.index} → ${res.ok ? 'ok' : codeName(res.code)}`);
-        continue;
-      }
-      const mode: Mode = c.shared && rng.chance(0.4) ? 'SH' : 'EX';
-      s.busy.add(r.index);
-      const res = await this.op(m, s, `acquire r${r.index} ${mode}`, () => s.engine.acquire(r, mode));
-      s.busy.delete(r.index);
-      if (!this.live(m, s)) return;
-      if (res.ok) {
-        s.held.set(r.index, mode);
-        this.log(m.inc, `acquire r${r.index} ${mode} → ok lver ${res.v}${s.engine.note ? ` (${s.engine.note})` : ''}`);
-        this.checker.grant(m.inc, s.generation, r.index, mode, res.v, res.startUs);
-      } else {
-        this.log(m.inc, `acquire r${r.index} ${mode} → ${codeName(res.code)}`);
+      view.draining = this.phase === 'draining' || this.phase === 'done';
+      const a = nextAction(rng, view);
+      switch (a.kind) {
+        case 'stop':
+          return;
+        case 'idle':
+          continue;
+        case 'release':
+          await this.doRelease(m, s, a.res);
+          continue;
+        case 'convert':
+          await this.doConvert(m, s, a.res, a.to);
+          continue;
+        case 'request': {
+          const r = this.resources[a.res]!;
+          const res = await this.op(m, s, `request r${r.index}`, () => s.engine.request(r));
+          if (this.live(m, s)) this.log(m.inc, `request r${r.index} → ${res.ok ? 'ok' : codeName(res.code)}`);
+          continue;
+        }
+        case 'acquire':
+          if (!(await this.doAcquire(m, s, a.res, a.mode))) return;
+          continue;
       }
     }
+  }
+
+  /** false when the client died meanwhile */
+  private async doAcquire(m: Machine, s: Session, index: number, mode: Mode): Promise<boolean> {
+    const r = this.resources[index]!;
+    s.busy.add(r.index);
+    const res = await this.op(m, s, `acquire r${r.index} ${mode}`, () => s.engine.acquire(r, mode));
+    s.busy.delete(r.index);
+    if (!this.live(m, s)) {
+      // the client died meanwhile: the daemon frees the token it just got
+      if (res.ok) this.track(s, s.engine.release(r));
+      return false;
+    }
+    if (res.ok) {
+      s.held.set(r.index, mode);
+      this.log(m.inc, `acquire r${r.index} ${mode} → ok lver ${res.v}${s.engine.note ? ` (${s.engine.note})` : ''}`);
+      this.checker.grant(m.inc, s.generation, r.index, mode, res.v, res.startUs);
+    } else {
+      this.log(m.inc, `acquire r${r.index} ${mode} → ${codeName(res.code)}`);
+    }
+    return true;
   }
 
   private async doRelease(m: Machine, s: Session, r: number): Promise<void> {
@@ -552,7 +609,7 @@ export class World {
   private scheduleFaults(): void {
     const c = this.cfg;
     const rng = this.rng.fork();
-    const kinds: Array<[keyof FaultRates, number]> = [['pause', c.faults.pause], ['crash', c.faults.crash], ['outage', c.faults.outage], ['skew', c.faults.skew]];
+    const kinds: Array<[FaultKind, number]> = [['pause', c.faults.pause], ['crash', c.faults.crash], ['outage', c.faults.outage], ['skew', c.faults.skew]];
     for (const [kind, rate] of kinds) {
       const n = Math.round((rate * c.machines * c.faultsUntilSec) / 100);
       for (let i = 0; i < n; i++) {
@@ -564,7 +621,7 @@ export class World {
     }
   }
 
-  private fault(kind: keyof FaultRates, id: number, arg: number): void {
+  private fault(kind: FaultKind, id: number, arg: number): void {
     if (this.phase !== 'faults') return;
     const m = this.machines[id - 1];
     if (!m || m.inc.dead) return;
@@ -572,7 +629,8 @@ export class World {
       case 'pause': {
         if (m.inc.paused) return;
         // mostly short stops, some longer than host_dead (the watchdog must then fire)
-        const secs = arg < 0.7 ? 0.5 + arg * 10 : 10 + (arg - 0.7) * 300;
+        const lp = this.cfg.faults.longPause;
+        const secs = arg >= lp ? 0.5 + ((arg - lp) / (1 - lp)) * 10 : 10 + (arg / lp) * 90;
         this.sched.pause(m.inc);
         this.log(m.inc, `SIGSTOP for ${secs.toFixed(1)} s`);
         const inc = m.inc;
@@ -589,6 +647,7 @@ export class World {
         return;
       }
       case 'skew': {
+        if (m.id === 1 && this.cfg.breakFencing?.rogueClockRate) return;
         const rate = 1 + (arg * 2 - 1) * this.cfg.maxSkew;
         m.clock.setRate(rate);
         if (m.session?.fire) this.armWatchdog(m, m.session);
@@ -645,6 +704,7 @@ export class World {
       ok: !this.checker.failed,
       violations: [...this.checker.violations],
       trace: this.cfg.fullTrace ? [...this.trace] : this.trace.slice(-this.cfg.traceTail),
+      storageDigest: createHash('sha256').update(this.storage.bytes).digest('hex'),
       stats: {
         simSeconds: this.sched.nowUs / 1e6,
         events: this.sched.eventsRun,

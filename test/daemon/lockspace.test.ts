@@ -170,9 +170,18 @@ print("OWN", sanlock.read_resource_owners(b"LS", b"R1", [(D, 0)]))
     const h2 = await holder('');
     const pid2 = String(h2.proc.pid);
     assert.match(d.cli(['client', 'acquire', '-r', `LS:R5:${leases}:${4 * MiB}`, '-p', pid2]).stdout, /acquire done -117\n$/);
-    assert.match(d.cli(['client', 'release', '-s', 'LS', '-O', '1', '-p', pid2]).stdout, /release done 1\n$/);
-    assert.equal(leaderOf(leases, 4 * MiB)[0], '0000000000');
+    // adopted with the orphan flag (same mode, lver kept), persistent again
+    assert.match(d.cli(['client', 'acquire', '-r', `LS:R5:${leases}:${4 * MiB}`, '-p', pid2, '-O', '1', '-P', '1']).stdout, /acquire done 0\n$/);
+    assert.ok(d.cli(['client', 'status']).stdout.includes(`r LS:R5:${leases}:4194304:1 p ${pid2}\n`));
     h2.proc.kill('SIGKILL');
+    await waitFor(() => d.cli(['client', 'status']).stdout.includes(`r LS:R5:${leases}:4194304:1 p ${pid2} ORPHAN\n`), 5000, 'orphan again');
+    const h3 = await holder('');
+    const pid3 = String(h3.proc.pid);
+    assert.match(d.cli(['client', 'release', '-s', 'LS', '-O', '1']).stdout, /release done -16\n$/);
+    assert.match(d.cli(['client', 'release', '-s', 'LS', '-O', '1', '-p', pid3]).stdout, /release done 1\n$/);
+    assert.equal(leaderOf(leases, 4 * MiB)[0], '0000000000');
+    assert.ok(!d.cli(['client', 'status']).stdout.includes('ORPHAN'));
+    h3.proc.kill('SIGKILL');
   });
 
   test('request + examine: FORCE kills the holder, GRACEFUL runs its killpath', async () => {
@@ -228,6 +237,12 @@ print("OWN", sanlock.read_resource_owners(b"LS", b"R1", [(D, 0)]))
     assert.equal(h.proc.exitCode, null);
     h.proc.kill('SIGKILL');
     await waitFor(() => leaderOf(leases, 2 * MiB)[0] === '0000000000', 10_000, 'R3 released');
+  });
+
+  test('at most 32 event channels per lockspace (-ENOCSI)', () => {
+    const r = d.py(`fds = []\ntry:\n    for i in range(40):\n        fds.append(sanlock.reg_event(b"LS"))\nexcept sanlock.SanlockException as e:\n    print("ERR", e.errno, len(fds))\nfor f in fds:\n    sanlock.end_event(f, b"LS")\nprint("ENDED")`);
+    assert.match(r.stdout, /ERR 50 32\nENDED\n/, r.stderr);
+    assert.match(d.py('try:\n    sanlock.reg_event(b"NOLS")\nexcept sanlock.SanlockException as e:\n    print("ERR", e.errno)').stdout, /ERR 2\n/);
   });
 
   test('rem_lockspace SIGKILLs a holder, releases the delta lease; inq gives ENOENT', async () => {

@@ -31,9 +31,9 @@ export async function waitFor(pred: () => boolean | Promise<boolean>, ms: number
   }
 }
 
-export async function startOurDaemon(runDir: string, extra: string[] = []): Promise<OurDaemon> {
+export async function startOurDaemon(runDir: string, extra: string[] = [], envExtra: NodeJS.ProcessEnv = {}): Promise<OurDaemon> {
   mkdirSync(runDir, { recursive: true });
-  const env = { ...process.env, SANLOCK_RUN_DIR: runDir, SANLOCK_PRIVILEGED: '0' };
+  const env = { ...process.env, SANLOCK_RUN_DIR: runDir, SANLOCK_PRIVILEGED: '0', ...envExtra };
   const proc = spawn(process.execPath, [OUR_BIN, 'daemon', '-D', '-w', '0', '-l', '0', '-h', '0', '-U', 'root', '-G', 'root', '-L', '-1', ...extra], {
     env,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -94,7 +94,9 @@ export function readBytes(s: Socket, n: number, ms = 5000): Promise<Buffer> {
       s.off('data', onData);
       s.off('close', done);
       s.off('end', done);
-      // unread bytes go back so the next read sees them
+      // unread bytes go back so the next read sees them (paused, so they are not emitted
+      // to nobody before the next read attaches its listener)
+      s.pause();
       if (buf.length > n) {
         s.unshift(buf.subarray(n));
         buf = buf.subarray(0, n);
@@ -109,6 +111,7 @@ export function readBytes(s: Socket, n: number, ms = 5000): Promise<Buffer> {
     s.on('data', onData);
     s.on('close', done);
     s.on('end', done);
+    s.resume();
   });
 }
 

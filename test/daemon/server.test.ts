@@ -2,7 +2,7 @@
 // driven by the real sanlock CLI, python3-sanlock and raw sockets.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { statSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { applyConfigText, defaultConfig, parseDaemonArgs, ArgError } from '../../src/daemon/config.js';
@@ -42,7 +42,9 @@ describe('our daemon: socket, framing, class A', { skip }, () => {
     await d.stop();
   });
 
-  test('run dir files and socket mode', () => {
+  test('run dir files and socket mode', async () => {
+    // stderr is written off the event loop: wait for the start-up lines
+    await waitFor(() => d.stderr().includes('sanlock daemon started'), 5000, 'start-up log');
     const st = statSync(d.sockPath);
     assert.ok(st.isSocket());
     assert.equal(st.mode & 0o777, 0o660);
@@ -157,17 +159,26 @@ describe('our daemon: socket, framing, class A', { skip }, () => {
     const g = Buffer.alloc(4096);
     for (let i = 0; i < g.length; i++) g[i] = (i * 7919) & 0xff;
     garbage.write(g);
-    // a class B command whose payload never arrives: must not block others
-    const partial = await d.rawConnect();
-    partial.write(header(20, { length: 32 + 1104 }));
-    partial.write(Buffer.alloc(100));
+    // class B commands whose payload never arrives (more of them than worker threads): must not block others
+    const partials = [];
+    for (let i = 0; i < 12; i++) {
+      const p = await d.rawConnect();
+      p.write(header(20, { length: 32 + 1104 }));
+      p.write(Buffer.alloc(100));
+      partials.push(p);
+    }
+    const partial = partials[0]!;
     zeros.write(header(28));
     const rz = await readBytes(zeros, 32, 10_000);
     assert.equal(rz.readUInt32LE(8), 28, 'version answered after a megabyte of zeros');
     const st = d.cli(['client', 'status']);
     assert.equal(st.status, 0);
     assert.match(st.stdout, /^daemon hostT\n/);
-    for (const s of [silent, trunc, zeros, garbage, partial]) s.destroy();
+    // a class B command still runs on a worker
+    const rl = await d.rawConnect();
+    rl.write(Buffer.concat([header(16, { length: 32 + 1104 }), Buffer.alloc(1104)]));
+    assert.equal((await readBytes(rl, 32)).readInt32LE(24), -2);
+    for (const s of [silent, trunc, zeros, garbage, partial, rl, ...partials]) s.destroy();
   });
 });
 
@@ -179,6 +190,10 @@ describe('our daemon: shutdown', { skip }, () => {
       const r = d.cli(['client', 'shutdown', '-w', '1']);
       assert.equal(r.stdout, 'shutdown force 0 wait 1\nshutdown done 0\n');
       assert.equal(await exited, 0);
+      // like sanlock, the socket and pid files stay; a client now gets ECONNREFUSED
+      assert.ok(statSync(d.sockPath).isSocket());
+      assert.ok(statSync(join(d.runDir, 'sanlock.pid')).isFile());
+      assert.equal(d.cli(['client', 'gets']).stdout, 'gets error -111\n');
     } finally {
       await d.stop();
     }
@@ -207,6 +222,52 @@ describe('our daemon: watchdog', { skip }, () => {
       assert.match(d.cli(['client', 'status', '-D']).stdout, /\n {4}use_watchdog=1\n/);
       assert.equal(d.cli(['client', 'add_lockspace', '-s', `LS:1:${ids}:0`, '-o', '1']).stdout, 'add_lockspace_timeout 1\nadd_lockspace_timeout done -203\n');
       assert.equal(d.cli(['client', 'gets']).stdout, '');
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('our daemon: privileged start-up', { skip: skip || process.getuid?.() !== 0 }, () => {
+  test('drops to -U/-G after setup; socket owned by them with mode 0660', async () => {
+    const dir = scratchDir('daemon-priv');
+    chmodSync(dir, 0o755);
+    const d = await startOurDaemon(join(dir, 'run'), ['-U', 'nobody', '-G', 'nogroup'], { SANLOCK_PRIVILEGED: '1' });
+    try {
+      const st = statSync(d.sockPath);
+      assert.equal(st.uid, 65534);
+      assert.equal(st.gid, 65534);
+      assert.equal(st.mode & 0o777, 0o660);
+      const status = readFileSync(`/proc/${d.proc.pid}/status`, 'utf8');
+      assert.match(status, /\nUid:\s+65534\s+65534\s+65534\s+65534\n/);
+      assert.match(status, /\nGid:\s+65534\s+65534\s+65534\s+65534\n/);
+      assert.doesNotMatch(d.stderr(), /Running in unprivileged mode/);
+      assert.match(d.cli(['client', 'status', '-D']).stdout, /\n {4}gid=65534\n {4}uid=65534\n/);
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('our daemon: large replies', { skip }, () => {
+  test('log_dump of a full 1 MiB ring arrives complete', async () => {
+    const d = await startOurDaemon(join(scratchDir('daemon-big'), 'run'));
+    try {
+      // every dropped 32-byte message logs a line: 3 MB of log through a 1 MiB ring
+      const s = await d.rawConnect();
+      s.write(Buffer.alloc(3 * 1024 * 1024));
+      s.write(header(28));
+      assert.equal((await readBytes(s, 32, 20_000)).readUInt32LE(8), 28);
+      s.destroy();
+      const l = await d.rawConnect();
+      l.write(header(6));
+      const h = await readBytes(l, 32);
+      const n = h.readInt32LE(24);
+      assert.ok(n > 1000 * 1024 && n <= 1024 * 1024, `log_dump size ${n}`);
+      const body = await readBytes(l, n + 1, 5000);
+      assert.equal(body.length, n);
+      assert.match(body.toString('latin1', n - 300), /magic 0 vs 4282010\n[^\n]* cmd_log_dump [^\n]*$/);
+      l.destroy();
     } finally {
       await d.stop();
     }
