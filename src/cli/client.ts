@@ -274,8 +274,10 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
       } else {
         const r = resources[0] ?? resStruct(undefined);
         r.flags |= sizeFlagsOf(o);
-        rv = (await call(Cmd.WRITE_RESOURCE, rq.reqResourceDisks(Cmd.WRITE_RESOURCE, r, { cmdFlags: o.clear ? 1 : 0, data: o.numHosts, data2: o.maxHosts })))
-          .rv;
+        // libsanlock puts max_hosts in data and num_hosts in data2; the 3.8.5 daemon takes data
+        // as num_hosts, so `-m` is what ends up on disk (observed on the wire, kept as is).
+        const fields = { cmdFlags: o.clear ? 1 : 0, data: o.maxHosts, data2: o.numHosts };
+        rv = (await call(Cmd.WRITE_RESOURCE, rq.reqResourceDisks(Cmd.WRITE_RESOURCE, r, fields))).rv;
       }
       out(`init done ${rv}`);
       return exit(rv);
@@ -427,7 +429,8 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
     }
     case 'create': {
       const re = rentry(o.rentry?.name ?? '', 0);
-      const { rv, rep } = await call(Cmd.CREATE_RESOURCE, rq.reqRindexEntry(Cmd.CREATE_RESOURCE, rindexStruct(o, false), re, { data: o.maxHosts, data2: o.numHosts }));
+      // the 3.8.5 CLI sends neither -m nor -n with create (data and data2 are 0 on the wire)
+      const { rv, rep } = await call(Cmd.CREATE_RESOURCE, rq.reqRindexEntry(Cmd.CREATE_RESOURCE, rindexStruct(o, false), re));
       out(`create_resource done ${rv}`);
       if (rv === 0 && rep?.rentry) out(`offset ${rep.rentry.offset}`);
       return exit(rv);
@@ -492,12 +495,29 @@ async function inquireAction(
 }
 
 /**
+ * Node's sockets are O_NONBLOCK, a flag of the open file shared with the child, and libsanlock
+ * in the command would then see short reads (recv MSG_WAITALL returns at once). perl (always
+ * present on Debian) clears it on fd 3 and execs the command; setpriv makes the command die
+ * with us. Each wrapper is used when installed.
+ */
+const PERL_BLOCKING_EXEC =
+  'BEGIN { $^F = 1023 } use Fcntl; open(my $s, "+<&=", 3) or die "fd 3: $!"; ' +
+  'fcntl($s, F_SETFL, fcntl($s, F_GETFL, 0) & ~O_NONBLOCK); exec { $ARGV[0] } @ARGV or die "execv failed: $!\\n"';
+
+function execWrappers(): string[] {
+  const find = (names: string[]) => names.find((p) => existsSync(p));
+  const setpriv = find(['/usr/bin/setpriv', '/bin/setpriv']);
+  const perl = find(['/usr/bin/perl', '/bin/perl']);
+  return [...(setpriv ? [setpriv, '--pdeathsig', 'KILL', '--'] : []), ...(perl ? [perl, '-e', PERL_BLOCKING_EXEC] : [])];
+}
+
+/**
  * `command -r RES… -c PATH ARGS`: sanlock registers, acquires on that connection and execv's
  * PATH so the command itself holds the registered connection. Node cannot exec in place, so
  * PATH runs as our child and inherits the registered socket as fd 3 (our copy is closed): the
  * leases live exactly as long as the command (and anything it passes fd 3 to). The daemon
  * recorded OUR pid at REGISTER, so the child is started through `setpriv --pdeathsig KILL`
- * (when available) to die with us if the daemon kills that pid, and we forward SIGTERM/INT/
+ * (when available; see execWrappers) to die with us if the daemon kills that pid, and we forward SIGTERM/INT/
  * HUP/USR1/USR2 to it; its exit status becomes ours. Without -c we hold the leases until
  * killed, as sanlock does.
  */
@@ -544,10 +564,8 @@ async function commandAction(
     return 0;
   }
   const [path, ...rest] = o.command.map((a) => Buffer.from(a, 'latin1').toString('utf8'));
-  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
-  const file = setpriv ?? path!;
-  const argv = setpriv ? ['--pdeathsig', 'KILL', '--', path!, ...rest] : rest;
-  const child = spawn(file, argv, { stdio: ['inherit', 'inherit', 'inherit', reg.conn.socket], argv0: setpriv ? undefined : path });
+  const chain = [...execWrappers(), path!, ...rest];
+  const child = spawn(chain[0]!, chain.slice(1), { stdio: ['inherit', 'inherit', 'inherit', reg.conn.socket] });
   // The command now owns the registered socket (as after sanlock's execv): our copy is closed so
   // that our event loop cannot swallow replies meant for the command.
   child.once('spawn', () => reg.close());

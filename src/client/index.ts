@@ -310,10 +310,15 @@ export class SanlockClient {
     return { lockspace: rep.lockspace!, ioTimeout: rep.ioTimeout ?? 0 };
   }
 
+  /**
+   * WRITE_RESOURCE as libsanlock sends it: data = maxHosts, data2 = numHosts. NB the 3.8.5
+   * daemon reads num_hosts from data, so with a real daemon it is `maxHosts` that lands in the
+   * leader's num_hosts (0 = default).
+   */
   async writeResource(res: ResourceArg, opts: SizeOpts & { maxHosts?: number; numHosts?: number; clear?: boolean } = {}): Promise<void> {
     const r = toResource(res);
     r.flags |= sizeFlags(opts, true);
-    const bytes = rq.reqResourceDisks(Cmd.WRITE_RESOURCE, r, { cmdFlags: opts.clear ? 1 : 0, data: opts.numHosts ?? 0, data2: opts.maxHosts ?? 0 });
+    const bytes = rq.reqResourceDisks(Cmd.WRITE_RESOURCE, r, { cmdFlags: opts.clear ? 1 : 0, data: opts.maxHosts ?? 0, data2: opts.numHosts ?? 0 });
     await this.result('write_resource', Cmd.WRITE_RESOURCE, bytes);
   }
 
@@ -367,7 +372,10 @@ export class SanlockClient {
     if (opts.lver === undefined) {
       flags = RequestFlag.NEXT_LVER;
       r.lver = 0;
-    } else r.lver = opts.lver;
+    } else {
+      r.lver = opts.lver;
+      r.flags |= ResFlag.LVER;
+    }
     const bytes = rq.reqResourceDisks(Cmd.REQUEST, r, { cmdFlags: flags, data: opts.forceMode ?? ForceMode.GRACEFUL });
     await this.result('request', Cmd.REQUEST, bytes);
   }

@@ -18,6 +18,7 @@ import type { Client } from './clients.js';
 import { RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
 import { monotime, systemClock } from './clock.js';
 import type { Daemon, Request } from './server.js';
+import { createWatchdog, type LockspaceWatchdog, watchdogModeFor } from './watchdog/watchdog.js';
 import {
   Cmd,
   decodeHostEvent,
@@ -95,6 +96,8 @@ export class Lockspace {
   disk: TimedDisk | undefined;
   delta: DeltaLease | undefined;
   hosts: HostStateTracker | undefined;
+  /** this lockspace's hold on the host watchdog (wdmd, device, or none with -w 0) */
+  wd: LockspaceWatchdog | undefined;
   hostsReady = false;
   generation = 0;
   renewFail = false;
@@ -237,12 +240,12 @@ export class LockspaceManager {
     ls.acquireLastAttempt = monotime();
     let rv = 0;
     try {
-      if (this.daemon.cfg.useWatchdog) {
-        // No wdmd client yet: sanlock without a reachable wdmd fails the same way, and joining
-        // without a watchdog must be an explicit choice (-w 0), never a silent downgrade.
-        this.log.error(`s${ls.spaceId} wdmd_connect failed: watchdog support is not available, run the daemon with -w 0`);
-        throw new SanlockError(SanlkCode.SANLK_WD_ERROR, 'no watchdog');
-      }
+      // the watchdog is reached before the delta acquire: without it we must not join (-203)
+      const sid = `s${ls.spaceId} `;
+      ls.wd = createWatchdog(watchdogModeFor(this.daemon.cfg.useWatchdog), {
+        log: { error: (m) => this.log.error(sid + m), warn: (m) => this.log.warn(sid + m), debug: (m) => this.log.debug(sid + m) },
+      });
+      await ls.wd.connect();
       let disk: DirectDisk;
       try {
         disk = await ls.ctx.open(ls.path);
@@ -267,6 +270,13 @@ export class LockspaceManager {
       this.log.debug(`s${ls.spaceId} delta_acquire begin ${ls.name}:${ls.hostId}`);
       ls.generation = await ls.delta.acquire(ls.abort.signal);
       this.log.debug(`s${ls.spaceId} delta_acquire done ${ls.hostId} ${ls.generation} ${ls.delta.lastSuccess}`);
+      try {
+        // armed before any resource lease can be acquired in this lockspace
+        await ls.wd.arm({ spaceName: ls.name, hostId: ls.hostId, ioTimeout: ls.ioTimeout, renewalTs: ls.delta.lastSuccess });
+      } catch (err) {
+        await ls.delta.release().catch(() => {});
+        throw err;
+      }
     } catch (err) {
       rv = ls.abort.signal.aborted ? -1 : errorCode(err);
       if (!(err instanceof SanlockError) && !ls.abort.signal.aborted) this.log.error(`s${ls.spaceId} add_lockspace failed: ${(err as Error).stack ?? err}`);
@@ -274,6 +284,7 @@ export class LockspaceManager {
     ls.acquireLastResult = rv === 0 ? 1 : rv;
     if (rv < 0) {
       this.log.error(`s${ls.spaceId} add_lockspace fail result ${rv}`);
+      await ls.wd?.close().catch(() => {});
       const i = this.spaces.indexOf(ls);
       if (i >= 0) this.spaces.splice(i, 1);
       await ls.ctx.close().catch(() => {});
@@ -319,6 +330,8 @@ export class LockspaceManager {
             ls.renewalLastSuccess = dl.lastSuccess;
             if (this.daemon.cfg.debugRenew) this.log.debug(`s${ls.spaceId} renewed ${dl.lastSuccess}`);
             this.pushHistory(ls, { timestamp: dl.lastSuccess, readMs: ls.disk.lastReadMs, writeMs: ls.disk.lastWriteMs, nextTimeouts: 0, nextErrors: 0 });
+            // the new expiry (renewal + 8·io) goes to the watchdog only after a successful renewal
+            if (ls.wd) await ls.wd.refresh(dl.lastSuccess);
             this.afterRenewal(ls, area);
             break;
           } catch (err) {
@@ -485,7 +498,13 @@ export class LockspaceManager {
     this.log.error(`s${ls.spaceId} set thread_stop`);
     ls.list = 'rem';
     ls.abort.abort();
+    // the renewal loop has ended before the watchdog is touched: refresh and disarm never overlap
     await ls.renewLoopDone;
+    // every client holding a lease here is gone: only now may the watchdog expiry be cleared
+    if (ls.wd) {
+      const rv = await ls.wd.disarm();
+      if (rv < 0) this.log.error(`s${ls.spaceId} watchdog disarm error ${rv}`);
+    }
     const dl = ls.delta;
     if (dl && dl.state === 'held' && ls.renewalLastResult >= 0 && !ls.renewFail) {
       this.log.debug(`s${ls.spaceId} delta_release begin ${ls.name}:${ls.hostId}`);
@@ -498,6 +517,7 @@ export class LockspaceManager {
     }
     this.resources.dropSpace(ls.name);
     for (const c of [...ls.eventClients]) this.dropEventClient(ls, c);
+    await ls.wd?.close().catch(() => {});
     await ls.ctx.close().catch(() => {});
     const i = this.spaces.indexOf(ls);
     if (i >= 0) this.spaces.splice(i, 1);

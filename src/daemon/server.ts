@@ -271,7 +271,7 @@ export class Daemon {
     if (c.closed) return;
     c.closed = true;
     const sock = c.sock;
-    if (sock && sock.writableEnded && !sock.destroyed) {
+    if (sock?.writableEnded && !sock.destroyed) {
       // a reply is still being flushed (status, log_dump can be large): let it drain, and
       // drop the socket later if the peer never reads it
       setTimeout(() => sock.destroy(), 10_000).unref();

@@ -21,6 +21,7 @@
 // encodeReadResourceReply, encodeReadResourceOwnersReply, encodeGetLvbReply, encodeRentryReply,
 // encodeVersionReply, encodeLogDumpReply, encodeStreamHeader, encodeStateRecord,
 // encodeShutdownWaitDone. Reply decoders for clients live in src/protocol/replies.ts.
+import assert from 'node:assert';
 import { Errno } from '../codes.js';
 import {
   type Decoded,
@@ -507,6 +508,7 @@ export class RequestFramer {
       out.push(f);
       // An early error makes the daemon drain what the client already sent (client_recv_all).
       const consumed = f.kind === 'error' ? this.buf.length : f.size;
+      assert(consumed > 0 && consumed <= this.buf.length, 'a frame consumes buffered bytes only');
       this.buf = this.buf.subarray(consumed);
     }
     return out;

@@ -241,6 +241,25 @@ describe('client library and CLI against the real daemon', { skip, timeout: 120_
     assert.deepEqual(readFileSync(a!.rx).subarray(MIB, 2 * MIB), readFileSync(b!.rx).subarray(MIB, 2 * MIB));
   });
 
+  test('rindex through the library: format, create, lookup, update, delete, rebuild', async () => {
+    const rxPath = join(dir, 'rxlib');
+    writeFileSync(rxPath, Buffer.alloc(8 * MIB));
+    const rx = { flags: 0x110, maxResources: 0, unused: 0, lockspaceName: 'LS', disk: { path: rxPath, offset: MIB, pad1: 0, pad2: 0 } };
+    await client.formatRindex(rx);
+    const plain = { ...rx, flags: 0 };
+    const free = await client.lookupRindex(plain);
+    const off = await client.createResource(plain, 'LIB1');
+    assert.equal(off, free.offset);
+    assert.deepEqual(await client.lookupRindex(plain, 'LIB1'), { name: 'LIB1', offset: off, flags: 0, unused: 0 });
+    assert.match(daemon.cli(['client', 'lookup', '-x', `LS:${rxPath}:1M`, '-e', 'LIB1']).stdout, new RegExp(`name LIB1 offset ${off}`));
+    await client.updateRindex(plain, 'UPD', 6 * MIB, 0x10000);
+    assert.equal((await client.lookupRindex(plain, 'UPD')).offset, 6 * MIB);
+    await client.updateRindex(plain, 'UPD', 6 * MIB, 0x20000);
+    await client.deleteResource(plain, 'LIB1');
+    await assert.rejects(client.lookupRindex(plain, 'LIB1'), (e: unknown) => e instanceof SanlockClientError && e.code === -2);
+    await client.rebuildRindex(plain);
+  });
+
   test('host events from a second real daemon arrive on our event channel', async () => {
     const d2 = await startRealDaemon(join(dir, 'run2'));
     try {

@@ -118,3 +118,43 @@ describe('our daemon: lockspace failure and removal', { skip }, () => {
     assert.match(execFileSync(SANLOCK_BIN, ['direct', 'dump', ids], { encoding: 'utf8' }), / 0000000000 0001 0002/);
   });
 });
+
+describe('our daemon: kill escalation after kill_grace_seconds', { skip }, () => {
+  test('a holder that ignores SIGTERM gets SIGKILL once last_success + 8·io + grace has passed', async () => {
+    const dir = scratchDir('daemon-grace');
+    const ids = join(dir, 'ids');
+    const res = join(dir, 'res');
+    execFileSync('truncate', ['-s', '1M', ids]);
+    execFileSync('truncate', ['-s', '1M', res]);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LSG:0:${ids}:0`, '-o', '1']);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-r', `LSG:R1:${res}:0`]);
+    const d = await startOurDaemon(join(dir, 'run'), ['-g', '1']);
+    let p: ChildProcess | undefined;
+    try {
+      assert.match(d.cli(['client', 'status', '-D']).stdout, /\n {4}kill_grace_seconds=1\n/);
+      assert.match(d.cli(['client', 'add_lockspace', '-s', `LSG:1:${ids}:0`, '-o', '1']).stdout, /done 0\n$/);
+      p = spawn(PYTHON, ['-c', `import sanlock, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nfd = sanlock.register()\nsanlock.acquire(b"LSG", b"R1", [(${JSON.stringify(res)}, 0)], slkfd=fd)\nprint("READY", flush=True)\ntime.sleep(120)`], {
+        env: d.env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      p.stdout!.on('data', (x) => {
+        out += x;
+      });
+      await waitFor(() => out.includes('READY'), 20_000, 'holder');
+      const exited = new Promise<string | null>((r) => p!.once('exit', (_c, sig) => r(sig)));
+      const t0 = Date.now();
+      execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LSG:0:${ids}:0`, '-o', '1']);
+      assert.equal(await exited, 'SIGKILL');
+      const ms = Date.now() - t0;
+      // the renewal before the overwrite was at most 2 s old: SIGKILL comes 9 s after it
+      assert.ok(ms > 5000 && ms < 14_000, `SIGKILL after ${ms} ms`);
+      const log = d.cli(['client', 'log_dump']).stdout;
+      assert.match(log, /kill \d+ sig 15 count 1\n/);
+      assert.match(log, /kill \d+ sig 9 count \d+\n/);
+    } finally {
+      if (p && p.exitCode === null) p.kill('SIGKILL');
+      await d.stop();
+    }
+  });
+});

@@ -107,14 +107,24 @@ export class DeviceHub {
     this.timer.unref();
   }
 
-  /** One test: keepalive only if no armed lockspace has reached its expiry. */
+  /**
+   * One test, wdmd 3.8.5's rule: keepalive only if, for every armed lockspace, the expiry is
+   * still more than one test interval away (now + interval < expire). A keepalive is thus only
+   * given when the next test is certain to come before the expiry, so the last one precedes
+   * the expiry by more than an interval and the reset comes before expiry + fire timeout.
+   */
   test(): boolean {
     if (this.fd < 0) return false;
     const now = this.now();
+    const margin = this.intervalMs / 1000;
     let fail = 0;
     for (const c of this.clients) {
-      if (c.expire !== 0 && now >= c.expire) {
+      if (c.expire === 0) continue;
+      if (now >= c.expire) {
         this.log?.error(`test failed now ${now.toFixed(0)} expire ${c.expire} ${c.name}${c.dead ? ' (closed)' : ''}`);
+        fail++;
+      } else if (now + margin >= c.expire) {
+        this.log?.error(`test warning now ${now.toFixed(0)} expire ${c.expire} ${c.name}${c.dead ? ' (closed)' : ''}`);
         fail++;
       }
     }
@@ -122,7 +132,7 @@ export class DeviceHub {
       this.skipped++;
       return false;
     }
-    for (const c of this.clients) assert(c.expire === 0 || now < c.expire, 'keepalive past a lease expiry');
+    for (const c of this.clients) assert(c.expire === 0 || now + margin < c.expire, 'keepalive within an interval of a lease expiry');
     const rv = this.ops.keepalive(this.fd);
     if (rv < 0) this.log?.error(`${this.path} keepalive failed ${rv}`);
     this.keepalives++;
