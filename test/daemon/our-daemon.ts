@@ -16,6 +16,8 @@ export interface OurDaemon {
   stderr(): string;
   /** `sanlock <args>` (the real CLI) against our daemon */
   cli(args: string[], timeoutMs?: number): { stdout: string; status: number };
+  /** like cli() but without blocking this process (needed when the test itself serves a socket) */
+  cliAsync(args: string[]): Promise<{ stdout: string; status: number }>;
   /** python3 -c with `import sanlock` and SANLOCK_RUN_DIR set */
   py(code: string, timeoutMs?: number): { stdout: string; stderr: string; status: number };
   sockPath: string;
@@ -60,6 +62,16 @@ export async function startOurDaemon(runDir: string, extra: string[] = [], envEx
         const err = e as { stdout?: string; status?: number };
         return { stdout: err.stdout ?? '', status: err.status ?? 1 };
       }
+    },
+    cliAsync(args: string[]) {
+      return new Promise((res) => {
+        const p = spawn(SANLOCK_BIN, args, { env, stdio: ['ignore', 'pipe', 'ignore'] });
+        let stdout = '';
+        p.stdout!.on('data', (x) => {
+          stdout += x;
+        });
+        p.on('exit', (code) => res({ stdout, status: code ?? 1 }));
+      });
     },
     py(code: string, timeoutMs = 60_000) {
       const r = spawnSync(PYTHON, ['-c', `import sanlock, os, sys, time\n${code}`], { env, encoding: 'utf8', timeout: timeoutMs });

@@ -212,12 +212,12 @@ describe('our daemon: shutdown', { skip }, () => {
 });
 
 describe('our daemon: watchdog', { skip }, () => {
-  test('with use_watchdog=1 and no wdmd support, add_lockspace fails -203 instead of joining unprotected', async () => {
+  test('with use_watchdog=1 and no wdmd reachable, add_lockspace fails -203 instead of joining unprotected', async () => {
     const dir = scratchDir('daemon-wd');
     const ids = join(dir, 'ids');
     execFileSync('truncate', ['-s', '1M', ids]);
     execFileSync('/usr/sbin/sanlock', ['direct', 'init', '-s', `LS:0:${ids}:0`, '-o', '1']);
-    const d = await startOurDaemon(join(dir, 'run'), ['-w', '1']);
+    const d = await startOurDaemon(join(dir, 'run'), ['-w', '1'], { SANLOCK_TS_WDMD_SOCK: join(dir, 'no-wdmd.sock') });
     try {
       assert.match(d.cli(['client', 'status', '-D']).stdout, /\n {4}use_watchdog=1\n/);
       assert.equal(d.cli(['client', 'add_lockspace', '-s', `LS:1:${ids}:0`, '-o', '1']).stdout, 'add_lockspace_timeout 1\nadd_lockspace_timeout done -203\n');
