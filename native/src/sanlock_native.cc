@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -139,6 +140,12 @@ Napi::Value MlockAll(const Napi::CallbackInfo& info) {
   int level = info[0].As<Napi::Number>().Int32Value();
   int flags = level >= 2 ? (MCL_CURRENT | MCL_FUTURE) : MCL_CURRENT;
   if (level <= 0) return Napi::Number::New(env, 0);
+  // Locking pages under a finite RLIMIT_MEMLOCK makes V8's later mprotect calls fail and
+  // abort the process, so lock only once the limit is unlimited (as sanlock requires too).
+  struct rlimit rl {};
+  rl.rlim_cur = RLIM_INFINITY;
+  rl.rlim_max = RLIM_INFINITY;
+  if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0) return Napi::Number::New(env, -errno);
   if (mlockall(flags) < 0) return Napi::Number::New(env, -errno);
   return Napi::Number::New(env, 0);
 }

@@ -513,6 +513,11 @@ export class Registration {
     return this.conn.fd;
   }
 
+  /** True once the connection is gone (closed here, or by the daemon). */
+  get closed(): boolean {
+    return this.conn.closed;
+  }
+
   /** One command at a time on the connection, as the daemon serves it. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.busy.then(fn, fn);

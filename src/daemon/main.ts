@@ -121,8 +121,11 @@ export async function runDaemon(args: string[]): Promise<number> {
   log.warn(`sanlock daemon started ${VERSION_STR} host ${hostName} (${hostname().split('.')[0]})`);
 
   if (cfg.mlockLevel > 0) {
+    // The addon raises RLIMIT_MEMLOCK to unlimited first and locks nothing if it cannot:
+    // sanlock exits at this point ("cannot set the limits for memlock"); we keep serving
+    // unlocked, loudly, because a lease manager that will not start is worse.
     const rv = mlockAll(cfg.mlockLevel);
-    if (rv < 0) log.error(`mlockall failed: errno ${-rv}`);
+    if (rv < 0) log.error(`cannot set the limits for memlock: errno ${-rv}, running without mlockall`);
   }
   if (cfg.highPriority) {
     const rv = setSchedRR();
@@ -162,3 +165,4 @@ export async function runDaemon(args: string[]): Promise<number> {
   log.close();
   return code;
 }
+
