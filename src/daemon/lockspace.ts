@@ -13,6 +13,7 @@ import { DELTA_DISK_MAGIC, decodeLeader, verifyLeader, DELTA_DISK_VERSION } from
 import type { Disk } from '../storage/disk.js';
 import type { DirectDisk } from '../storage/direct-disk.js';
 import { IoContext } from '../storage/io-context.js';
+import { wrapWithConfiguredFaults } from '../storage/fault-config.js';
 import type { Geometry } from '../ondisk/geometry.js';
 import type { Client } from './clients.js';
 import { RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
@@ -252,7 +253,8 @@ export class LockspaceManager {
       } catch (err) {
         throw new SanlockError(-Errno.ENODEV, `open ${ls.path}: ${(err as Error).message}`);
       }
-      ls.disk = new TimedDisk(disk);
+      // Test-only fault injection (SANLOCK_TS_FAULT_FILE); the disk itself when unset.
+      ls.disk = new TimedDisk(wrapWithConfiguredFaults(disk, ls.path));
       ls.delta = new DeltaLease({
         disk: ls.disk,
         offset: ls.offset,

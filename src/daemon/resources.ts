@@ -15,6 +15,7 @@ import { decodeLeader, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
 import { MBLOCK_SHARED } from '../ondisk/dblock.js';
 import type { Disk } from '../storage/disk.js';
 import { IoContext } from '../storage/io-context.js';
+import { wrapWithConfiguredFaults } from '../storage/fault-config.js';
 import { type Client, RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
 import { systemClock } from './clock.js';
 import { type Lockspace, type LockspaceManager, sizeFlags } from './lockspace.js';
@@ -145,7 +146,7 @@ export class ResourceManager {
     }
     let d = e.disks.get(path);
     if (!d) {
-      d = e.ctx.open(path);
+      d = e.ctx.open(path).then((disk) => wrapWithConfiguredFaults(disk, path));
       e.disks.set(path, d);
       d.catch(() => e.disks.delete(path));
     }

@@ -18,7 +18,14 @@
 //   lease.abandon()                        // forget the hold without I/O (lockspace lost)
 //   lease.readLeader() / readRequest() / writeRequest() / readModeBlock(h) / clearHostSector(h)
 //   lease.writeReleasedDblock(mode) / writeOurSector(mode) / releaseLeader(expect)  // SH building blocks
-//   lease.lastMbal / lease.lastBallot / lease.sharedHolders  // what the last ballot did
+//   lease.lastMbal / lease.lastBallot / lease.sharedHolders / lease.grantedByOther  // last acquire
+//   lease.retract()                        // free a leader that may name us (after a failure)
+//
+// SH holders: after every EX grant, `sharedHolders` lists each other host whose mode block was
+// SHARED in any read this acquire made: the ballot reads (aborted ballots included, as sanlock's
+// token->shared_count) and, when the grant came from another host's commit of our value (no
+// ballot of ours finished), one more read of the dblock area made after the grant. So the
+// SH-holder check in shared-mode.ts never depends on our own ballot having completed.
 //
 // I/O of a free EX acquire (512/1M, num_hosts 2000), as sanlock: read 1 MiB, write our dblock,
 // read 1 MiB, write our dblock, read 1 MiB, write the leader = 6 I/Os. EX release: write our
@@ -150,6 +157,8 @@ export interface LeaseRead {
   dblocks: Dblock[];
   modes: ModeBlock[];
   maxMbal: number;
+  /** our own dblock with the highest bal among the disks (undefined when none has a value) */
+  ownAccepted?: Dblock;
 }
 
 export interface BallotResult {
@@ -201,12 +210,20 @@ export class PaxosLease {
   ourDblock: Dblock = emptyDblock();
   /** our mode block as last written */
   ourMode: ModeBlock = { flags: 0, generation: 0 };
-  /** SHARED holders other than us seen by the last ballot read */
+  /** SHARED holders other than us seen by any read of the last acquire (see the header) */
   sharedHolders: number[] = [];
-  /** phase 2 started and an I/O failed: release() must retract (§3.3 step 8) */
+  /**
+   * The leader may still name us although we do not hold the lease by our bookkeeping (phase 2
+   * started and an I/O failed, §3.3 step 8; or a release/undo failed half way): release() (or
+   * releaseSh) must retract.
+   */
   needRetract = false;
-  /** what the last ballot chose (tests / simulator) */
+  /** what the last ballot of the last acquire chose; undefined when none completed */
   lastBallot: BallotResult | undefined;
+  /** the last acquire succeeded because another host committed our value */
+  grantedByOther = false;
+  /** every other host seen SHARED by the reads of the current acquire */
+  private seenShared = new Set<number>();
   /** mbal used by the last ballot attempt */
   lastMbal = 0;
   lvb: Buffer | undefined;
@@ -338,6 +355,7 @@ export class PaxosLease {
       const dblocks: Dblock[] = [];
       const modes: ModeBlock[] = [];
       let maxMbal = 0;
+      let ownAccepted: Dblock | undefined;
       for (let q = 0; q < numHosts; q++) {
         let best: Dblock | undefined;
         let mode: ModeBlock = { flags: 0, generation: 0 };
@@ -352,6 +370,7 @@ export class PaxosLease {
           }
           const d = decodeDblock(b, off);
           if (!best || d.mbal > best.mbal) best = d;
+          if (q + 1 === this.hostId && d.bal !== 0 && d.inp !== 0 && (!ownAccepted || d.bal > ownAccepted.bal)) ownAccepted = d;
           const m = decodeModeBlock(b, off);
           if (m.flags & MBLOCK_SHARED) mode = m;
         }
@@ -367,7 +386,7 @@ export class PaxosLease {
         this.geometry = lg;
         continue;
       }
-      return { geometry: g, leader, leaderRaw, dblocks, modes, maxMbal };
+      return { geometry: g, leader, leaderRaw, dblocks, modes, maxMbal, ownAccepted };
     }
   }
 
@@ -449,15 +468,15 @@ export class PaxosLease {
   private async ballotRead(numHosts: number, nextLver: number, ourMbal: number): Promise<{ bkMax: Dblock | undefined; shared: number[] }> {
     const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
     const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
+    // Every mode block is noted before any abort below: the SH-holder check after a grant
+    // (possibly one committed by another host) relies on what even an aborted ballot read.
+    const shared = this.noteSharedModes(bufs, numHosts, sectors);
     let bkMax: Dblock | undefined;
-    const shared = new Set<number>();
     for (const b of bufs) {
       if (!b) continue;
       for (let q = 0; q < numHosts && 2 + q < sectors; q++) {
         const off = (2 + q) * this.ss;
         if (!dblockValid(b, off)) continue;
-        const m = decodeModeBlock(b, off);
-        if (m.flags & MBLOCK_SHARED && q + 1 !== this.hostId) shared.add(q + 1);
         const bk = decodeDblock(b, off);
         if (bk.lver < nextLver) continue;
         if (bk.lver > nextLver) throw new SanlockError(SanlkCode.SANLK_DBLOCK_LVER, `dblock ${q + 1} lver ${bk.lver} > ${nextLver}`);
@@ -468,7 +487,38 @@ export class PaxosLease {
         if (!bkMax || bk.bal > bkMax.bal) bkMax = bk;
       }
     }
-    return { bkMax, shared: [...shared].sort((a, b) => a - b) };
+    return { bkMax, shared };
+  }
+
+  /** Other hosts whose mode block is SHARED in `bufs` (sector 0 = leader); adds them to seenShared. */
+  private noteSharedModes(bufs: (Buffer | undefined)[], numHosts: number, sectors: number): number[] {
+    const shared = new Set<number>();
+    for (const b of bufs) {
+      if (!b) continue;
+      for (let q = 0; q < numHosts && 2 + q < sectors; q++) {
+        const off = (2 + q) * this.ss;
+        if (q + 1 === this.hostId || !dblockValid(b, off)) continue;
+        if (decodeModeBlock(b, off).flags & MBLOCK_SHARED) shared.add(q + 1);
+      }
+    }
+    for (const h of shared) this.seenShared.add(h);
+    return [...shared].sort((a, b) => a - b);
+  }
+
+  /** The dblock area as a ballot reads it, for its mode blocks only. */
+  private async readSharedModes(numHosts: number): Promise<void> {
+    const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
+    const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
+    this.noteSharedModes(bufs, numHosts, sectors);
+  }
+
+  private grant(l: Leader, byOther: boolean): Leader {
+    this.leader = l;
+    this.heldLver = l.lver;
+    this.grantedByOther = byOther;
+    this.sharedHolders = [...this.seenShared].sort((a, b) => a - b);
+    this.phase2Started = false;
+    return l;
   }
 
   /**
@@ -477,8 +527,15 @@ export class PaxosLease {
    */
   private async runBallot(numHosts: number, nextLver: number, ourMbal: number, keepShared: boolean): Promise<BallotResult> {
     this.lastMbal = ourMbal;
-    // Phase 1: announce mbal; bal/inp are zeroed because each lver is its own Paxos instance.
-    await this.writeOurDblock({ mbal: ourMbal, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: nextLver, flags: 0 }, keepShared);
+    // Phase 1: announce mbal. sanlock zeroes bal/inp here; we keep the value we accepted
+    // earlier for this same lver (Disk Paxos proper). Zeroing erases the only trace of a value
+    // that may be chosen: when our commit write timed out but lands later, a ballot that no
+    // longer sees our accepted value may choose another owner for the same lver.
+    const acc = this.accepted?.lver === nextLver ? this.accepted : undefined;
+    await this.writeOurDblock(
+      { mbal: ourMbal, bal: acc?.bal ?? 0, inp: acc?.inp ?? 0, inp2: acc?.inp2 ?? 0, inp3: acc?.inp3 ?? 0, lver: nextLver, flags: 0 },
+      keepShared,
+    );
     const p1 = await this.ballotRead(numHosts, nextLver, ourMbal);
     const value = p1.bkMax
       ? { inp: p1.bkMax.inp, inp2: p1.bkMax.inp2, inp3: p1.bkMax.inp3 }
@@ -487,7 +544,9 @@ export class PaxosLease {
 
     // Phase 2: accept the value at our ballot; nobody with a higher mbal may have joined.
     this.phase2Started = true;
-    await this.writeOurDblock({ mbal: ourMbal, bal: ourMbal, ...value, lver: nextLver, flags: 0 }, keepShared);
+    const d2: Dblock = { mbal: ourMbal, bal: ourMbal, ...value, lver: nextLver, flags: 0 };
+    await this.writeOurDblock(d2, keepShared);
+    this.accepted = { ...d2 };
     let shared = p1.shared;
     if (!this.host.bugs?.skipPhase2Read) {
       const p2 = await this.ballotRead(numHosts, nextLver, ourMbal);
@@ -497,6 +556,8 @@ export class PaxosLease {
   }
 
   private phase2Started = false;
+  /** the highest-bal value we know we accepted (from disk or our own phase-2 write) */
+  private accepted: Dblock | undefined;
 
   /**
    * Acquire the lease EX (§3.3). Resolves with the committed leader (owner = us).
@@ -507,6 +568,10 @@ export class PaxosLease {
     const keepShared = opts.keepSharedMode === true;
     this.phase2Started = false;
     this.needRetract = false;
+    this.seenShared = new Set();
+    this.sharedHolders = [];
+    this.lastBallot = undefined;
+    this.grantedByOther = false;
     try {
       return await this.acquireInner(opts, keepShared);
     } catch (e) {
@@ -523,6 +588,10 @@ export class PaxosLease {
       const cur = rd.leader;
       const curRaw = rd.leaderRaw;
       this.ourDblock = { ...(rd.dblocks[this.hostId - 1] ?? emptyDblock()) };
+      const own = rd.ownAccepted;
+      if (own && (!this.accepted || own.lver > this.accepted.lver || (own.lver === this.accepted.lver && own.bal > this.accepted.bal))) {
+        this.accepted = { ...own };
+      }
 
       if (opts.lver !== undefined && opts.lver !== 0 && cur.lver !== opts.lver) {
         throw new SanlockError(SanlkCode.SANLK_ACQUIRE_LVER, `lease lver ${cur.lver} is not ${opts.lver}`, { leader: cur });
@@ -553,9 +622,19 @@ export class PaxosLease {
           const l = now.leader;
           if (l.lver === nextLver) {
             if (l.ownerId === this.hostId && l.ownerGeneration === this.generation && l.timestamp !== 0) {
-              this.leader = l;
-              this.heldLver = l.lver;
-              return l;
+              // Another host's ballot chose our value: no ballot of ours finished, so what we
+              // know of SH holders may be partial (an aborted read, or none in this call). Read
+              // the mode blocks now, after the grant, before anyone checks SH holders.
+              if (!opts.shared) {
+                try {
+                  await this.readSharedModes(numHosts);
+                } catch (e) {
+                  // The lease is ours on disk: release() must mark our dblock RELEASED.
+                  this.needRetract = true;
+                  throw e;
+                }
+              }
+              return this.grant(l, true);
             }
             throw new SanlockError(SanlkCode.SANLK_ACQUIRE_OWNED, `lver ${nextLver} committed by ${l.writeId} for ${l.ownerId}`, { leader: l });
           }
@@ -577,7 +656,6 @@ export class PaxosLease {
           throw e;
         }
         this.lastBallot = ballot;
-        this.sharedHolders = ballot.sharedHolders;
 
         // §3.3 step 7: commit.
         const now = this.host.clock.monotonicSeconds();
@@ -602,10 +680,7 @@ export class PaxosLease {
         if (committed.ownerId !== this.hostId || committed.ownerGeneration !== this.generation) {
           throw new SanlockError(SanlkCode.SANLK_ACQUIRE_OTHER, `ballot chose ${committed.ownerId}/${committed.ownerGeneration}`, { leader: committed });
         }
-        this.leader = committed;
-        this.heldLver = committed.lver;
-        this.phase2Started = false;
-        return committed;
+        return this.grant(committed, false);
       }
     }
   }
@@ -654,29 +729,48 @@ export class PaxosLease {
 
   /**
    * Release an EX hold (§3.4): LVB if pending, our dblock RELEASED, then the leader.
-   * Also used after a failed acquire with needRetract set.
+   * Also used after a failed acquire with needRetract set. Our mode block is written SHARED
+   * when we hold SH as well (a failed SH→EX convert), zero otherwise: releasing EX never drops
+   * an SH hold. When the leader part fails, needRetract is left set so a retry can finish.
    */
   async release(): Promise<void> {
     if (!this.held && !this.needRetract) return;
     if (this.held && this.lvbDirty) await this.writeLvb();
+    const mode: ModeBlock = this.shHeld ? { flags: MBLOCK_SHARED, generation: this.generation } : { flags: 0, generation: 0 };
     try {
-      await this.writeReleasedDblock();
+      await this.writeReleasedDblock(mode);
     } catch {
       // The RELEASED flag is only a hint for others; the leader write below is what counts.
     }
     const expect = this.leader;
-    const retract = !this.held;
     this.leader = undefined;
     this.needRetract = false;
-    if (retract) {
-      // We do not know what got committed: free the leader only if it names us as writer+owner.
-      const { leader: l } = await this.readLeader();
-      if (l.writeId === this.hostId && l.ownerId === this.hostId && l.ownerGeneration === this.generation && l.timestamp !== 0) {
-        await this.writeFreedLeader(l);
-      }
-      return;
+    try {
+      if (expect) await this.releaseLeader(expect);
+      else await this.retractLeader();
+    } catch (e) {
+      // -250/-251: the leader moved on without us, nothing of ours is left to free there.
+      if (isIoError(e)) this.needRetract = true;
+      throw e;
     }
-    await this.releaseLeader(expect);
+  }
+
+  /**
+   * After a failure that may have left us as the leader's owner: our dblock RELEASED (mode block
+   * SHARED if we hold SH), then free the leader if it names us as writer and owner.
+   */
+  async retract(): Promise<void> {
+    assert.ok(!this.held, 'retract while holding EX: use release()');
+    this.needRetract = true;
+    await this.release();
+  }
+
+  /** Frees the leader only if it names us as writer and owner (we do not know what got committed). */
+  private async retractLeader(): Promise<void> {
+    const { leader: l } = await this.readLeader();
+    if (l.writeId === this.hostId && l.ownerId === this.hostId && l.ownerGeneration === this.generation && l.timestamp !== 0) {
+      await this.writeFreedLeader(l);
+    }
   }
 
   /** Forget the hold without touching storage (lockspace lost: the lease is abandoned). */

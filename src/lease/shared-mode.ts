@@ -9,7 +9,8 @@
 //   await releaseSh(lease)            one sector write
 //   await convertShToEx(lease, opts)  -EAGAIN (-11) while other live SH holders remain (SH kept)
 //   await convertExToSh(lease)
-//   await shHolderLive(...)           the liveness rule used for SH holders
+//   shHolderLive(...) / shHolderEvidence(...)  the liveness rule used for SH holders (bookkeeping
+//                                     only; a 'silent' holder is confirmed on disk before clearing)
 import assert from 'node:assert/strict';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import { MBLOCK_SHARED } from '../ondisk/dblock.js';
@@ -24,8 +25,39 @@ const RETRYABLE_WITH_SHORT_HOLD: ReadonlySet<number> = new Set([
 ]);
 
 /**
- * Whether SH holder (hostId, generation g) must be presumed alive. Only positive evidence of
- * death counts: its delta lease free, a newer generation, or silence longer than host_dead.
+ * What our lockspace thread's bookkeeping says about SH holder (hostId, generation g):
+ * - 'live': no evidence of death (also: no information, or information about an older
+ *   incarnation of that host_id only — a host paused past host_dead still holds the view it had
+ *   before, which says nothing about an incarnation that joined meanwhile);
+ * - 'dead': its host_id free, or a newer generation seen;
+ * - 'silent': generation g seen without a renewal for longer than host_dead. This is only as
+ *   good as the snapshot is fresh, so clearDeadSharedHolders confirms it on disk.
+ */
+export function shHolderEvidence(
+  view: LockspaceView,
+  spaceName: string,
+  hostId: number,
+  g: number,
+  now: number,
+  ourIoTimeout: number,
+  watchdogFireTimeout = DEFAULT_WATCHDOG_FIRE_TIMEOUT,
+): 'live' | 'dead' | 'silent' {
+  const s = view.hostSnapshot(spaceName, hostId);
+  if (!s || s.lastCheck === 0) return 'live';
+  if (s.generation > g) return 'dead';
+  if (s.generation < g) return 'live';
+  if (s.timestamp === 0) return 'dead';
+  const hd = hostDeadSeconds(s.ioTimeout || ourIoTimeout, watchdogFireTimeout);
+  const neverRenewed = s.lastLive === 0 || s.lastLive === s.firstCheck;
+  if (neverRenewed && s.firstCheck !== 0 && now - s.firstCheck > hd) return 'silent';
+  if (s.lastLive !== 0 && !neverRenewed && now - s.lastLive > hd) return 'silent';
+  return 'live';
+}
+
+/**
+ * Whether SH holder (hostId, generation g) must be presumed alive by our bookkeeping alone.
+ * Only positive evidence of death counts: its delta lease free, a newer generation, or silence
+ * longer than host_dead (see shHolderEvidence).
  */
 export function shHolderLive(
   view: LockspaceView,
@@ -36,15 +68,25 @@ export function shHolderLive(
   ourIoTimeout: number,
   watchdogFireTimeout = DEFAULT_WATCHDOG_FIRE_TIMEOUT,
 ): boolean {
-  const s = view.hostSnapshot(spaceName, hostId);
-  if (!s) return true;
-  if (s.timestamp === 0 && s.lastCheck !== 0) return false;
-  if (s.generation > g) return false;
-  const hd = hostDeadSeconds(s.ioTimeout || ourIoTimeout, watchdogFireTimeout);
-  const neverRenewed = s.lastLive === 0 || s.lastLive === s.firstCheck;
-  if (neverRenewed && s.firstCheck !== 0 && now - s.firstCheck > hd) return false;
-  if (s.lastLive !== 0 && !neverRenewed && now - s.lastLive > hd) return false;
-  return true;
+  return shHolderEvidence(view, spaceName, hostId, g, now, ourIoTimeout, watchdogFireTimeout) === 'live';
+}
+
+/**
+ * Silence seen by our bookkeeping is death only if the holder's delta record on disk still is
+ * the one we last saw change (no renewal has landed since): the paxos owner check reasons the
+ * same way. A read error is no evidence.
+ */
+async function silenceConfirmed(lease: PaxosLease, hostId: number, g: number): Promise<boolean> {
+  const s = lease.host.lockspace.hostSnapshot(lease.res.spaceName, hostId);
+  assert.ok(s);
+  let rec: Leader;
+  try {
+    rec = await lease.host.lockspace.readDeltaRecord(lease.res.spaceName, hostId);
+  } catch {
+    return false;
+  }
+  if (rec.timestamp === 0 || rec.ownerGeneration > g) return true;
+  return rec.ownerGeneration === g && rec.timestamp === s.timestamp;
 }
 
 /**
@@ -58,7 +100,8 @@ async function clearDeadSharedHolders(lease: PaxosLease, holders: number[]): Pro
     if (h === lease.hostId) continue;
     const m = await lease.readModeBlock(h);
     if (!(m.flags & MBLOCK_SHARED)) continue;
-    if (shHolderLive(lease.host.lockspace, lease.res.spaceName, h, m.generation, now, lease.host.ioTimeout, lease.host.watchdogFireTimeout)) {
+    const ev = shHolderEvidence(lease.host.lockspace, lease.res.spaceName, h, m.generation, now, lease.host.ioTimeout, lease.host.watchdogFireTimeout);
+    if (ev === 'live' || (ev === 'silent' && !(await silenceConfirmed(lease, h, m.generation)))) {
       live.push(h);
     } else {
       await lease.clearHostSector(h);
@@ -67,12 +110,31 @@ async function clearDeadSharedHolders(lease: PaxosLease, holders: number[]): Pro
   return live;
 }
 
-/** EX acquire honouring SH holders (§3.5 "Acquire EX while SH holders exist"). */
+/** Best effort: errors are left for needRetract / the caller's own error to report. */
+async function quietly(f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch {
+    // the state that matters is kept in lease.needRetract / shHeld
+  }
+}
+
+/**
+ * EX acquire honouring SH holders (§3.5 "Acquire EX while SH holders exist"). The holders come
+ * from every read the acquire made (see paxos-lease.ts), also when another host committed our
+ * value. Whenever this throws, the EX hold is given back (or needRetract says it may remain).
+ */
 export async function acquireEx(lease: PaxosLease, opts: Omit<AcquireOptions, 'shared' | 'keepSharedMode'> = {}): Promise<Leader> {
   assert.ok(!lease.shHeld, 'use convertShToEx while holding SH');
   const leader = await lease.acquire({ ...opts, shared: false });
   if (lease.sharedHolders.length === 0) return leader;
-  const live = await clearDeadSharedHolders(lease, lease.sharedHolders);
+  let live: number[];
+  try {
+    live = await clearDeadSharedHolders(lease, lease.sharedHolders);
+  } catch (e) {
+    await quietly(() => lease.release());
+    throw e;
+  }
   if (live.length > 0) {
     await lease.release();
     throw new SanlockError(-Errno.EAGAIN, `lease held SH by live hosts ${live.join(',')}`, { sharedHolders: live });
@@ -83,6 +145,8 @@ export async function acquireEx(lease: PaxosLease, opts: Omit<AcquireOptions, 's
 /**
  * SH acquire: EX with SHORT_HOLD, then our mode block SHARED + dblock RELEASED, then free the
  * leader. Collisions with another SH acquirer's short hold are retried SH_RETRIES times.
+ * When a step after the EX commit fails, the SH attempt is undone (zero mode block, leader
+ * freed) as sanlock's R_UNDO_SHARED does: on a throw we hold nothing, or needRetract is set.
  */
 export async function acquireSh(lease: PaxosLease, opts: Omit<AcquireOptions, 'shared' | 'keepSharedMode'> = {}): Promise<void> {
   assert.ok(!lease.shHeld && !lease.held, 'acquireSh while already holding');
@@ -105,42 +169,108 @@ export async function acquireSh(lease: PaxosLease, opts: Omit<AcquireOptions, 's
   }
   const held = lease.leader;
   assert.ok(held);
-  await lease.writeReleasedDblock({ flags: MBLOCK_SHARED, generation: lease.generation });
+  try {
+    await lease.writeReleasedDblock({ flags: MBLOCK_SHARED, generation: lease.generation });
+  } catch (e) {
+    // shHeld is false: release() writes a zero mode block, then frees the leader.
+    await quietly(() => lease.release());
+    throw e;
+  }
   lease.shHeld = true;
   lease.leader = undefined;
-  await lease.releaseLeader(held);
+  try {
+    await lease.releaseLeader(held);
+  } catch (e) {
+    lease.shHeld = false;
+    await quietly(() => lease.retract());
+    throw e;
+  }
 }
 
-/** Drop an SH hold: our dblock RELEASED, zero mode block. The leader is not touched. */
+/**
+ * Drop an SH hold: our dblock RELEASED, zero mode block. The leader is not touched, unless a
+ * failed convert left needRetract: then a leader that still names us is freed too.
+ */
 export async function releaseSh(lease: PaxosLease): Promise<void> {
   assert.ok(lease.shHeld, 'releaseSh without an SH hold');
+  assert.ok(!lease.held, 'releaseSh while holding EX: use release()');
   await lease.writeReleasedDblock({ flags: 0, generation: 0 });
   lease.shHeld = false;
+  if (lease.needRetract) await lease.retract();
 }
 
-/** SH → EX. On -EAGAIN the SH hold is kept. */
+/**
+ * A failed SH→EX convert, as sanlock's convert_sh2ex "fail": our dblock RELEASED with our
+ * {SHARED, generation} mode block, then the leader freed if it names us. The SH hold is kept
+ * whatever happens; needRetract stays set when the leader could not be dealt with.
+ */
+async function undoShToEx(lease: PaxosLease): Promise<void> {
+  assert.ok(lease.shHeld);
+  const held = lease.leader;
+  lease.leader = undefined;
+  lease.needRetract = false;
+  await quietly(() => lease.writeReleasedDblock({ flags: MBLOCK_SHARED, generation: lease.generation }));
+  try {
+    if (held) await lease.releaseLeader(held);
+    else await lease.retract();
+  } catch {
+    lease.needRetract = true;
+  }
+}
+
+/**
+ * SH → EX. On any failure the SH hold is kept and we are not left as the EX owner (or
+ * needRetract is set, and releaseSh will free the leader): -EAGAIN while other live SH holders
+ * remain. Once we are EX owner with no live SH holder left, the convert succeeds even if
+ * clearing our own SHARED mode block fails (the EX release clears it later).
+ */
 export async function convertShToEx(lease: PaxosLease, opts: Omit<AcquireOptions, 'shared' | 'keepSharedMode'> = {}): Promise<Leader> {
-  assert.ok(lease.shHeld, 'convertShToEx without an SH hold');
-  const leader = await lease.acquire({ ...opts, shared: false, keepSharedMode: true });
-  const others = lease.sharedHolders.filter((h) => h !== lease.hostId);
-  const live = others.length ? await clearDeadSharedHolders(lease, others) : [];
+  assert.ok(lease.shHeld && !lease.held, 'convertShToEx without an SH hold');
+  let leader: Leader;
+  let live: number[];
+  try {
+    leader = await lease.acquire({ ...opts, shared: false, keepSharedMode: true });
+    const others = lease.sharedHolders.filter((h) => h !== lease.hostId);
+    live = others.length ? await clearDeadSharedHolders(lease, others) : [];
+  } catch (e) {
+    if (lease.held || lease.needRetract) await undoShToEx(lease);
+    throw e;
+  }
   if (live.length > 0) {
-    lease.leader = undefined;
-    await lease.releaseLeader(leader);
+    await undoShToEx(lease);
     throw new SanlockError(-Errno.EAGAIN, `lease held SH by live hosts ${live.join(',')}`, { sharedHolders: live });
   }
-  await lease.writeOurSector({ flags: 0, generation: 0 });
   lease.shHeld = false;
+  await quietly(() => lease.writeOurSector({ flags: 0, generation: 0 }));
   return leader;
 }
 
-/** EX → SH: LVB (if pending), our sector RELEASED + SHARED, then free the leader. */
+/** Whether the leader on disk still is the EX hold `held` of ours (undefined: could not read). */
+async function leaderStillOurs(lease: PaxosLease, held: Leader): Promise<boolean | undefined> {
+  try {
+    const { leader: l } = await lease.readLeader();
+    return l.lver === held.lver && l.timestamp !== 0 && l.ownerId === lease.hostId && l.ownerGeneration === lease.generation;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * EX → SH: LVB (if pending), our sector RELEASED + SHARED, then free the leader. The result
+ * says what is on disk: success when we end up SH (also when the leader write failed but a
+ * re-read shows it no longer names us); an error leaves the token EX (`held`, not `shHeld`),
+ * and the EX release then clears our mode block and the leader both.
+ */
 export async function convertExToSh(lease: PaxosLease): Promise<void> {
   const held = lease.leader;
-  assert.ok(held, 'convertExToSh without an EX hold');
+  assert.ok(held && !lease.shHeld, 'convertExToSh without an EX hold');
   if (lease.lvbDirty) await lease.writeLvb();
   await lease.writeReleasedDblock({ flags: MBLOCK_SHARED, generation: lease.generation });
+  try {
+    await lease.releaseLeader(held);
+  } catch (e) {
+    if ((await leaderStillOurs(lease, held)) !== false) throw e;
+  }
   lease.shHeld = true;
   lease.leader = undefined;
-  await lease.releaseLeader(held);
 }

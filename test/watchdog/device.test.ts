@@ -20,6 +20,7 @@ function recordingOps(acceptTimeout = true): DeviceOps & { log: string[] } {
       return 42;
     },
     setTimeout(fd, s) {
+      assert.equal(fd, 42);
       log.push(`settimeout ${s}`);
       return acceptTimeout ? s : 30;
     },
@@ -159,8 +160,10 @@ describe('device mode on the fake watchdog device (shim preloaded into a node ch
       assert.equal((await call({ op: 'disarm' })).rv, 0);
       await waitUntil(() => dev.events().some((e) => e.event === 'magic'), 2000, 'magic');
       assert.equal((await call({ op: 'state' })).open, false);
+      const exited = new Promise((r) => child.once('exit', r));
       await call({ op: 'exit' });
-      await new Promise((r) => child.once('exit', r));
+      child.stdin.end();
+      await Promise.race([exited, new Promise((_, rej) => setTimeout(() => rej(new Error('child did not exit')), 5000))]);
       const tail = dev.events().filter((e) => e.event === 'magic' || e.event === 'close');
       assert.equal(tail[0]!.event, 'magic');
       // libuv may close through a raw syscall, which the shim cannot see; if seen, it is clean.

@@ -3,9 +3,13 @@
 // Safety rule: once our delta lease has not been renewed for 8·io_timeout (last_success +
 // 8·io_timeout, "the expiry"), other hosts start counting host_dead_seconds = 8·io_timeout + 60
 // towards taking our leases. The watchdog must therefore never be kept from firing past the
-// expiry: wdmd pets the device only while now < expiry for every lockspace, and the device
-// fires 60 s (WATCHDOG_FIRE_TIMEOUT) after the last pet, i.e. before other hosts may proceed,
-// even if this daemon hangs or its kill sequence cannot get rid of a lease holder. expiryFor()
+// expiry. wdmd 3.8.5 (measured on the real binary) pets at a test only if now + 10 (its test
+// interval) < expiry for every client; otherwise it logs "test warning"/"test failed", closes
+// the device without the magic char and retests every second, reopening and petting once the
+// tests pass again. The device fires 60 s (WATCHDOG_FIRE_TIMEOUT) after the last pet, so before
+// other hosts may proceed, even if this daemon hangs or its kill sequence cannot get rid of a
+// lease holder. Device mode applies the same rule with its own interval. Consequence: with
+// wdmd, io_timeout 1 (expiry = renewal + 8) is never petted; io_timeout >= 2 is needed. expiryFor()
 // asserts the expiry is derived only from a real renewal timestamp (never in the future,
 // never older than the last one) plus 8·io_timeout.
 //

@@ -20,6 +20,8 @@ const keep = setInterval(() => {}, 1 << 30);
 const nowTs = (): number => Math.floor(monotonicSecondsExact());
 
 const rl = createInterface({ input: process.stdin });
+// The parent gone (stdin closed) means the test is over, whatever state it left us in.
+rl.on('close', () => process.exit(0));
 rl.on('line', (line) => {
   void (async () => {
     const cmd = JSON.parse(line) as Record<string, unknown>;
@@ -50,8 +52,9 @@ rl.on('line', (line) => {
           break;
         case 'exit':
           clearInterval(keep);
-          rl.close();
-          break;
+          // stdin stays open in the parent: leave explicitly once the reply is out.
+          process.stdout.write(`${JSON.stringify(reply)}\n`, () => process.exit(0));
+          return;
         default:
           reply = { ok: false, error: `unknown op ${String(cmd.op)}` };
       }

@@ -43,6 +43,8 @@ export function fakeWatchdogShim(): string {
   const dir = mkdtempSync(join(tmpdir(), 'fwd-so-'));
   const so = join(dir, 'fake-watchdog.so');
   execFileSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', so, findShimSource(), '-ldl', '-lpthread']);
+  // Processes still mapping it keep their copy; the directory is not needed after this one ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   shimSo = so;
   return so;
 }
