@@ -231,12 +231,13 @@ test('a commit write that lands late cannot contradict a later ballot: phase 1 k
   const b2 = host(b2Disk, 2, clock);
   const a = host(mem, 1, clock);
   let aResult: unknown;
+  let afterPhase1 = decodeDblock(mem.bytes, sector(2));
   b2Disk.onRead.set(2, async () => {
-    const ours = decodeDblock(mem.bytes, sector(2));
-    assert.deepEqual({ bal: ours.bal !== 0, inp: ours.inp, lver: ours.lver }, { bal: true, inp: 2, lver: 1 }, 'phase 1 kept bal/inp');
+    afterPhase1 = decodeDblock(mem.bytes, sector(2));
     aResult = await a.acquire().catch((e: unknown) => e);
   });
   await b2.acquire();
+  assert.deepEqual({ bal: afterPhase1.bal !== 0, inp: afterPhase1.inp, lver: afterPhase1.lver }, { bal: true, inp: 2, lver: 1 }, 'phase 1 kept bal/inp');
   assert.ok(aResult instanceof SanlockError && aResult.code === SanlkCode.SANLK_ACQUIRE_OTHER, 'A chose B\'s value, not its own');
   await bDisk.landLate(); // the hung commit of the first token lands now: same lver, same owner
   const l = leaderAt(mem);

@@ -123,12 +123,7 @@ function bindAll(e: LeaseEngine): LeaseEngine {
   };
 }
 
-// TODO (LEASE-ENGINE): fails today. When PaxosLease.acquire returns through "lver already
-// committed for us by another host" (no ballot of its own completed), `sharedHolders` is left
-// empty, so acquireEx/convertShToEx skip the SH-holder check and an EX is granted over a live
-// SH hold (e.g. seed 1: `node dist/src/sim/main.js --seed 1 --trace --io`). sanlock counts
-// SHARED mode blocks in every ballot read (token->shared_count++), aborted ballots included.
-test('sweep: real lease engine with SH and convert', { todo: 'paxos-lease: SH holders unchecked on the committed-by-another-host path' }, async () => {
+test('sweep: real lease engine with SH and convert', async () => {
   const failures = await sweep(1, 40, { engine: 'real', shared: true });
   assert.equal(failures.length, 0, report(failures));
 });
