@@ -368,6 +368,14 @@ const sentences: Record<number, Sentence> = {
     what: `a read or write${where(c)} was short (past the end of the file or device)`,
     todo: 'the offset is beyond the end of the storage; grow the file/volume or fix the offset',
   }),
+  [-Errno.EPIPE]: () => ({
+    what: 'the connection to the daemon broke while a request was being sent',
+    todo: 'check that the daemon is still running (client status); reconnect and retry',
+  }),
+  [-Errno.ECONNREFUSED]: () => ({
+    what: 'nothing is listening on the daemon socket (a stale sanlock.sock from a daemon that exited)',
+    todo: 'start the daemon, or point SANLOCK_RUN_DIR at the run dir of the one that is running',
+  }),
   [-Errno.ENOTCONN]: () => ({
     what: 'the request was truncated (the client sent less than the header announced)',
     todo: 'a client/library bug or a dropped connection; retry',

@@ -27,6 +27,13 @@
 // ballot of ours finished), one more read of the dblock area made after the grant. So the
 // SH-holder check in shared-mode.ts never depends on our own ballot having completed.
 //
+// Where we differ from sanlock 3.8.5, for safety under writes that time out and land later:
+// - phase 1 keeps the bal/inp we accepted earlier for the same lver (sanlock zeroes them; a
+//   late-landing commit of ours could then contradict another host's ballot for that lver);
+// - a ballot never overwrites our dblock of a later lver (the leader read is stale): -212;
+// - -212 seen in a ballot read restarts from a fresh leader, and fails -212 (as sanlock does at
+//   once) only when the leader did not move; -213 retries with a higher mbal, as sanlock.
+//
 // I/O of a free EX acquire (512/1M, num_hosts 2000), as sanlock: read 1 MiB, write our dblock,
 // read 1 MiB, write our dblock, read 1 MiB, write the leader = 6 I/Os. EX release: write our
 // dblock RELEASED, read the leader sector, write the leader = 3 I/Os.
@@ -610,6 +617,12 @@ export class PaxosLease {
       }
 
       const nextLver = cur.lver + 1;
+      // Our dblock already belongs to a later lver: we could only have balloted for it after
+      // reading a later leader, so this leader is stale (a commit write that timed out and landed
+      // late). Our phase-1 write would erase the only trace of that later lver's value.
+      if (this.ourDblock.lver > nextLver) {
+        throw new SanlockError(SanlkCode.SANLK_DBLOCK_LVER, `our dblock is at lver ${this.ourDblock.lver}, leader at ${cur.lver}`, { leader: cur });
+      }
       const maxHosts = cur.maxHosts;
       assert.ok(maxHosts > 0, 'leader max_hosts is 0');
       const numHosts = Math.min(cur.numHosts, Math.floor(this.geometry.alignSize / this.ss) - 2);
@@ -647,11 +660,19 @@ export class PaxosLease {
         try {
           ballot = await this.runBallot(numHosts, nextLver, ourMbal, keepShared);
         } catch (e) {
-          if (e instanceof SanlockError && (e.code === SanlkCode.SANLK_DBLOCK_LVER || e.code === SanlkCode.SANLK_DBLOCK_MBAL)) {
+          if (e instanceof SanlockError && e.code === SanlkCode.SANLK_DBLOCK_MBAL) {
             this.phase2Started = false;
             await this.backoff(opts.signal);
             ourMbal += maxHosts;
             continue;
+          }
+          if (e instanceof SanlockError && e.code === SanlkCode.SANLK_DBLOCK_LVER) {
+            // A later lver is being balloted: start over from a fresh leader. When the leader
+            // did not move (a late commit write put an older leader back), retrying this lver
+            // could never succeed: fail -212 as sanlock does.
+            this.phase2Started = false;
+            const now = await this.readLeader();
+            if (!now.raw.equals(curRaw)) continue restart;
           }
           throw e;
         }

@@ -243,3 +243,44 @@ test('a commit write that lands late cannot contradict a later ballot: phase 1 k
   const l = leaderAt(mem);
   assert.deepEqual({ lver: l.lver, owner: l.ownerId }, { lver: 1, owner: 2 });
 });
+
+test('a stale leader (an older commit landed late) is refused with -212 instead of overwriting a later lver', async () => {
+  const { clock, mem } = world();
+  const p = host(mem, 1, clock);
+  await p.acquire(); // lver 1
+  const stale = Buffer.from(mem.bytes.subarray(0, 512));
+  await p.release();
+  await p.acquire(); // lver 2
+  await p.release();
+  await p.acquire(); // lver 3: our dblock is at lver 3
+  await p.release();
+  await mem.write(0, stale, 1000); // the lver-1 commit lands late: leader back at lver 1
+  const before = Buffer.from(mem.bytes.subarray(sector(1), sector(1) + 512));
+  await assert.rejects(host(mem, 1, clock).acquire(), code(SanlkCode.SANLK_DBLOCK_LVER));
+  assert.ok(mem.bytes.subarray(sector(1), sector(1) + 512).equals(before), 'our lver-3 dblock was not overwritten');
+  // Another host's ballot for lver 2 meets our lver-3 dblock: -212 as well (leader did not move).
+  await assert.rejects(host(mem, 2, clock).acquire(), code(SanlkCode.SANLK_DBLOCK_LVER));
+});
+
+test('SH holder liveness: a snapshot of an older incarnation says nothing; silence is confirmed on disk', async () => {
+  const { clock, mem } = world();
+  const view = new FakeView();
+  const c = host(mem, 3, clock, new FakeView());
+  await acquireSh(c); // C = host 3, generation 1
+  // Our bookkeeping knows host 3 only as generation 0 (an older incarnation), silent for long:
+  // no evidence about generation 1 → live.
+  view.snapshots.set(3, { ownerId: 3, generation: 0, timestamp: 50, ioTimeout: 1, firstCheck: 10, lastLive: 20, lastCheck: 30 });
+  clock.advance(200_000);
+  await assert.rejects(acquireEx(host(mem, 1, clock, view)), code(-Errno.EAGAIN));
+  // Generation 1 silent for > host_dead by our bookkeeping, but its delta record on disk has
+  // moved on since (it renewed after our last check): still live.
+  view.snapshots.set(3, { ownerId: 3, generation: 1, timestamp: 50, ioTimeout: 1, firstCheck: 10, lastLive: 20, lastCheck: 30 });
+  view.setRecord(3, 1, 77);
+  await assert.rejects(acquireEx(host(mem, 1, clock, view)), code(-Errno.EAGAIN));
+  assert.deepEqual(decodeModeBlock(mem.bytes, sector(3)), { flags: MBLOCK_SHARED, generation: 1 });
+  // The record on disk is still the one we last saw change: dead, its sector is cleared.
+  view.setRecord(3, 1, 50);
+  const l = await acquireEx(host(mem, 1, clock, view));
+  assert.equal(l.ownerId, 1);
+  assert.ok(mem.bytes.subarray(sector(3), sector(3) + 512).equals(Buffer.alloc(512)));
+});
