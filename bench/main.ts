@@ -1,8 +1,10 @@
 // `npm run bench`: runs every benchmark case module in this directory and prints one table.
 // A case module is any bench/<x>.ts (other than this file) exporting `cases: BenchCase[]`;
 // it is picked up automatically. `node dist/bench/main.js storage` runs only cases whose
-// name contains "storage".
-import { readdirSync } from 'node:fs';
+// name contains "storage". Results are also written to bench-results.json in the working
+// directory (git-ignored), with the machine they were measured on.
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -65,6 +67,29 @@ async function loadCases(): Promise<BenchCase[]> {
   return cases;
 }
 
+function machine(): Record<string, unknown> {
+  let cpuModel = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpuModel = m[1]!;
+  } catch {
+    // not Linux: os.cpus() is good enough
+  }
+  return { nproc: os.availableParallelism(), cpuModel, kernel: os.release(), node: process.version, memMiB: Math.round(os.totalmem() / 2 ** 20) };
+}
+
+/** JSON cannot hold NaN/Infinity: they become null. */
+function jsonRow(r: Row): Record<string, unknown> {
+  const num = (v: number) => (Number.isFinite(v) ? v : null);
+  return {
+    metric: r.metric,
+    value: num(r.value),
+    unit: r.unit,
+    ...(r.ref ? { ref: { name: r.ref.name, value: num(r.ref.value) }, ratio: r.ref.value !== 0 ? num(r.value / r.ref.value) : null } : {}),
+    ...(r.note !== undefined ? { note: r.note } : {}),
+  };
+}
+
 async function main(): Promise<number> {
   const filter = process.argv.slice(2);
   const all = await loadCases();
@@ -75,18 +100,23 @@ async function main(): Promise<number> {
   }
   let failed = 0;
   const t0 = performance.now();
+  const results: { case: string; seconds: number; rows?: Record<string, unknown>[]; error?: string }[] = [];
   for (const c of chosen) {
     const t = performance.now();
     try {
       const rows = await c.run();
       printTable(c.name, rows);
       console.log(`(${c.name}: ${((performance.now() - t) / 1000).toFixed(1)} s)\n`);
+      results.push({ case: c.name, seconds: (performance.now() - t) / 1000, rows: rows.map(jsonRow) });
     } catch (e) {
       failed++;
+      results.push({ case: c.name, seconds: (performance.now() - t) / 1000, error: e instanceof Error ? e.message : String(e) });
       console.error(`bench case ${c.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     }
   }
   console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const doc = { date: new Date().toISOString(), filter, machine: machine(), env: { BENCH_SCALE: process.env.BENCH_SCALE ?? null }, results };
+  writeFileSync('bench-results.json', `${JSON.stringify(doc, null, 2)}\n`);
   return failed ? 1 : 0;
 }
 

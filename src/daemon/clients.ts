@@ -3,6 +3,7 @@
 // closing is the only death signal the daemon trusts.
 import assert from 'node:assert';
 import type { Socket } from 'node:net';
+import { RestrictFlag } from '../protocol/commands.js';
 import type { ProcessHandle } from './native.js';
 
 /**
@@ -107,9 +108,9 @@ export class ByteReader {
   }
 }
 
-export const RESTRICT_ALL = 0x1;
-export const RESTRICT_SIGKILL = 0x2;
-export const RESTRICT_SIGTERM = 0x4;
+export const RESTRICT_ALL = RestrictFlag.ALL;
+export const RESTRICT_SIGKILL = RestrictFlag.SIGKILL;
+export const RESTRICT_SIGTERM = RestrictFlag.SIGTERM;
 
 /** One slot of the client table (a connection, or one of the two internal slots). */
 export class Client {

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { Cmd, cmdNames } from './wire.js';
+import { Cmd, cmdStrs as cmdNames } from '../protocol/commands.js';
 
 export const SANLOCK_CONF = '/etc/sanlock/sanlock.conf';
 export const DEFAULT_RUN_DIR = '/run/sanlock';

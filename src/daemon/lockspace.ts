@@ -22,18 +22,15 @@ import type { Daemon, Request } from './server.js';
 import { createWatchdog, type LockspaceWatchdog, watchdogModeFor } from './watchdog/watchdog.js';
 import {
   Cmd,
-  decodeHostEvent,
-  decodeLockspace,
-  encodeEventCb,
-  encodeHost,
-  encodeLockspace,
-  encodeState,
-  HOST_SIZE,
-  LOCKSPACE_SIZE,
-  replyHeader,
-  StateType,
-  type WireLockspace,
-} from './wire.js';
+  encodeGetHostsReply,
+  encodeGetLockspacesReply,
+  encodeReadLockspaceReply,
+  encodeReplyHeader,
+  encodeStateRecord,
+  encodeStreamHeader,
+} from '../protocol/commands.js';
+import { requestHostEvent, requestLockspace } from '../protocol/request-structs.js';
+import { encodeEventCb, encodeLockspace, LOCKSPACE_SIZE, type SanlkLockspace, StateType } from '../protocol/structs.js';
 
 export const LSF_ADD = 0x1;
 export const LSF_REM = 0x2;
@@ -155,12 +152,12 @@ export class Lockspace {
     return this.delta?.lastSuccess ?? 0;
   }
 
-  wire(flags = 0): WireLockspace {
-    return { name: this.name, hostId: this.hostId, flags, disk: { path: this.path, offset: this.offset, pad1: 0, pad2: 0 } };
+  wire(flags = 0): SanlkLockspace {
+    return { name: this.name, hostId: this.hostId, flags, hostIdDisk: { path: this.path, offset: this.offset, pad1: 0, pad2: 0 } };
   }
 
-  matches(w: WireLockspace): boolean {
-    return w.name === this.name && w.disk.path === this.path && w.disk.offset === this.offset && (w.hostId === 0 || w.hostId === this.hostId);
+  matches(w: SanlkLockspace): boolean {
+    return w.name === this.name && w.hostIdDisk.path === this.path && w.hostIdDisk.offset === this.offset && (w.hostId === 0 || w.hostId === this.hostId);
   }
 }
 
@@ -214,27 +211,27 @@ export class LockspaceManager {
 
   async add(req: Request): Promise<Buffer> {
     const { h } = req;
-    const w = decodeLockspace(req.payload);
-    if (!w.name || w.hostId === 0 || !w.disk.path) return replyHeader(h, -Errno.EINVAL);
+    const w = requestLockspace(req.payload);
+    if (!w.name || w.hostId === 0 || !w.hostIdDisk.path) return encodeReplyHeader(h, -Errno.EINVAL);
     for (const s of this.spaces) {
-      if (s.name === w.name && s.path === w.disk.path && s.offset === w.disk.offset && s.hostId === w.hostId) {
-        if (s.list === 'spaces') return replyHeader(h, -Errno.EEXIST);
-        if (s.list === 'add') return replyHeader(h, -Errno.EINPROGRESS);
-        return replyHeader(h, -Errno.EAGAIN);
+      if (s.name === w.name && s.path === w.hostIdDisk.path && s.offset === w.hostIdDisk.offset && s.hostId === w.hostId) {
+        if (s.list === 'spaces') return encodeReplyHeader(h, -Errno.EEXIST);
+        if (s.list === 'add') return encodeReplyHeader(h, -Errno.EINPROGRESS);
+        return encodeReplyHeader(h, -Errno.EAGAIN);
       }
-      if (s.name === w.name) return replyHeader(h, -Errno.EINVAL);
-      if (s.path === w.disk.path && s.offset === w.disk.offset) return replyHeader(h, -Errno.EINVAL);
+      if (s.name === w.name) return encodeReplyHeader(h, -Errno.EINVAL);
+      if (s.path === w.hostIdDisk.path && s.offset === w.hostIdDisk.offset) return encodeReplyHeader(h, -Errno.EINVAL);
     }
     const io = h.data > 0 ? h.data : DEFAULT_IO_TIMEOUT;
-    if (io > 0xff) return replyHeader(h, -Errno.EINVAL);
-    const ls = new Lockspace(this.nextSpaceId++, w.name, w.hostId, w.disk.path, w.disk.offset, io);
+    if (io > 0xff) return encodeReplyHeader(h, -Errno.EINVAL);
+    const ls = new Lockspace(this.nextSpaceId++, w.name, w.hostId, w.hostIdDisk.path, w.hostIdDisk.offset, io);
     this.spaces.push(ls);
     this.log.warn(`s${ls.spaceId} lockspace ${ls.name}:${ls.hostId}:${ls.path}:${ls.offset}`);
     void this.join(ls);
-    if (h.cmdFlags & ADD_ASYNC) return replyHeader(h, 0);
+    if (h.cmdFlags & ADD_ASYNC) return encodeReplyHeader(h, 0);
     const rv = await ls.joined;
     this.log.debug(`cmd_add_lockspace ${req.client.ci},${req.client.fd} done ${rv}`);
-    return replyHeader(h, rv);
+    return encodeReplyHeader(h, rv);
   }
 
   private async join(ls: Lockspace): Promise<void> {
@@ -470,21 +467,21 @@ export class LockspaceManager {
 
   async rem(req: Request): Promise<Buffer> {
     const { h } = req;
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const ls = this.spaces.find((s) => s.matches(w));
-    if (!ls) return replyHeader(h, -Errno.ENOENT);
-    if (h.cmdFlags & REM_UNUSED && this.resources.hasResources(ls.name)) return replyHeader(h, -Errno.EBUSY);
-    if (ls.list === 'rem' || ls.removeRequested) return replyHeader(h, -Errno.EINPROGRESS);
+    if (!ls) return encodeReplyHeader(h, -Errno.ENOENT);
+    if (h.cmdFlags & REM_UNUSED && this.resources.hasResources(ls.name)) return encodeReplyHeader(h, -Errno.EBUSY);
+    if (ls.list === 'rem' || ls.removeRequested) return encodeReplyHeader(h, -Errno.EINPROGRESS);
     if (ls.list === 'add') {
       ls.removeRequested = true;
       ls.abort.abort();
-      return replyHeader(h, 0);
+      return encodeReplyHeader(h, 0);
     }
     this.requestRemove(ls);
-    if (h.cmdFlags & REM_ASYNC) return replyHeader(h, 0);
+    if (h.cmdFlags & REM_ASYNC) return encodeReplyHeader(h, 0);
     await ls.freed;
     this.log.debug(`cmd_rem_lockspace ${req.client.ci},${req.client.fd} done 0`);
-    return replyHeader(h, 0);
+    return encodeReplyHeader(h, 0);
   }
 
   requestRemove(ls: Lockspace): void {
@@ -542,7 +539,7 @@ export class LockspaceManager {
 
   inq(req: Request): Promise<Buffer> {
     const { h } = req;
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const check = (): number => {
       const ls = this.spaces.find((s) => s.matches(w));
       if (!ls) return -Errno.ENOENT;
@@ -555,66 +552,63 @@ export class LockspaceManager {
         await systemClock.sleep(1000);
         rv = check();
       }
-      return replyHeader(h, rv);
+      return encodeReplyHeader(h, rv);
     })();
   }
 
   getLockspaces(req: Request): Buffer[] {
     const order = [...this.spaces.filter((s) => s.list === 'spaces'), ...this.spaces.filter((s) => s.list === 'add'), ...this.spaces.filter((s) => s.list === 'rem')];
-    const body = order.map((s) => encodeLockspace(s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0)));
-    return [replyHeader(req.h, 0, order.length, order.length * LOCKSPACE_SIZE), ...body];
+    const list = order.map((s) => s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0));
+    return [encodeGetLockspacesReply(req.h, 0, list)];
   }
 
   getHosts(req: Request): Buffer[] {
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const ls = this.findJoined(w.name);
-    if (!ls?.hosts) return [replyHeader(req.h, -Errno.ENOENT)];
-    if (!ls.hostsReady) return [replyHeader(req.h, -Errno.EAGAIN)];
+    if (!ls?.hosts) return [encodeReplyHeader(req.h, -Errno.ENOENT)];
+    if (!ls.hostsReady) return [encodeReplyHeader(req.h, -Errno.EAGAIN)];
     const rows = ls.hosts.hosts(monotime(), w.hostId === 0 ? undefined : w.hostId);
-    const body = Buffer.alloc(rows.length * HOST_SIZE);
-    rows.forEach((r, i) => {
-      encodeHost({ hostId: r.hostId, generation: r.generation, timestamp: r.timestamp, ioTimeout: r.ioTimeout, flags: r.flags }, body, i * HOST_SIZE);
-    });
-    return [replyHeader(req.h, 0, rows.length, body.length), body];
+    const hosts = rows.map((r) => ({ hostId: r.hostId, generation: r.generation, timestamp: r.timestamp, ioTimeout: r.ioTimeout, flags: r.flags }));
+    return [encodeGetHostsReply(req.h, 0, hosts)];
   }
 
   hostStatus(req: Request): Buffer[] {
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const ls = this.findJoined(w.name);
-    if (!ls?.hosts) return [replyHeader(req.h, -Errno.ENOSPC)];
-    const out: Buffer[] = [replyHeader(req.h, 0)];
+    if (!ls?.hosts) return [encodeReplyHeader(req.h, -Errno.ENOSPC)];
+    const out: Buffer[] = [encodeStreamHeader(req.h, 0)];
     for (let id = 1; id <= ls.maxHosts; id++) {
       const s = ls.hosts.slot(id);
       if (!s || (s.lastLive === 0 && s.ownerId === 0)) continue;
       const text = `last_check=${s.lastCheck} last_live=${s.lastLive} last_req=${s.lastReq} owner_id=${s.ownerId} owner_generation=${s.generation} timestamp=${s.timestamp} io_timeout=${s.ioTimeout} owner_name=${s.name}`;
-      out.push(encodeState(StateType.HOST, id, s.timestamp, '', text));
+      out.push(encodeStateRecord({ type: StateType.HOST, flags: 0, data32: id, data64: s.timestamp, name: '' }, text));
     }
     return out;
   }
 
   renewal(req: Request): Buffer[] {
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const ls = this.findJoined(w.name);
-    if (!ls) return [replyHeader(req.h, -Errno.ENOSPC)];
-    const out: Buffer[] = [replyHeader(req.h, 0, ls.ioTimeout)];
+    if (!ls) return [encodeReplyHeader(req.h, -Errno.ENOSPC)];
+    const out: Buffer[] = [encodeStreamHeader(req.h, 0, ls.ioTimeout)];
     for (const r of ls.history) {
-      out.push(encodeState(StateType.RENEWAL, 0, r.timestamp, '', `timestamp=${r.timestamp} read_ms=${r.readMs} write_ms=${r.writeMs} next_timeouts=${r.nextTimeouts} next_errors=${r.nextErrors}`));
+      out.push(encodeStateRecord({ type: StateType.RENEWAL, flags: 0, data32: 0, data64: r.timestamp, name: '' }, `timestamp=${r.timestamp} read_ms=${r.readMs} write_ms=${r.writeMs} next_timeouts=${r.nextTimeouts} next_errors=${r.nextErrors}`));
     }
     return out;
   }
 
   setConfig(req: Request): Buffer {
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const cmd = req.h.data;
-    if (![1, 2, 4, 8].includes(cmd)) return replyHeader(req.h, -Errno.EINVAL, req.h.data2);
+    if (![1, 2, 4, 8].includes(cmd)) return encodeReplyHeader(req.h, -Errno.EINVAL, req.h.data2);
     const ls = this.findJoined(w.name);
-    if (!ls) return replyHeader(req.h, -Errno.ENOENT, req.h.data2);
-    if ((cmd === 1 || cmd === 4) && ls.spaceDead) return replyHeader(req.h, -Errno.ENOSPC, req.h.data2);
+    if (!ls) return encodeReplyHeader(req.h, -Errno.ENOENT, req.h.data2);
+    if ((cmd === 1 || cmd === 4) && ls.spaceDead) return encodeReplyHeader(req.h, -Errno.ENOSPC, req.h.data2);
     if (cmd === 1) ls.externalUsed = true;
     else if (cmd === 2) ls.externalUsed = false;
     else if (cmd === 4) ls.usedByOrphans = true;
     else ls.usedByOrphans = false;
-    return replyHeader(req.h, 0, req.h.data2);
+    return encodeReplyHeader(req.h, 0, req.h.data2);
   }
 
   statusRecords(): Buffer[] {
@@ -630,7 +624,7 @@ export class LockspaceManager {
         `renewal_read_extend_sec=${this.daemon.cfg.renewalReadExtendSec ?? s.ioTimeout} set_max_sectors_kb=0 corrupt_result=${s.corruptResult} ` +
         `acquire_last_result=${s.acquireLastResult} renewal_last_result=${s.renewalLastResult} acquire_last_attempt=${s.acquireLastAttempt} ` +
         `acquire_last_success=${s.acquireLastSuccess} renewal_last_attempt=${s.renewalLastAttempt} renewal_last_success=${s.renewalLastSuccess}`;
-      out.push(encodeState(StateType.LOCKSPACE, 0, s.hostId, s.name, text, encodeLockspace(s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0))));
+      out.push(encodeStateRecord({ type: StateType.LOCKSPACE, flags: 0, data32: 0, data64: s.hostId, name: s.name }, text, encodeLockspace(s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0))));
     }
     return out;
   }
@@ -638,26 +632,26 @@ export class LockspaceManager {
   // ------------------------------------------------------------ events
 
   regEvent(req: Request): Buffer {
-    const w = decodeLockspace(req.payload);
-    if (!w.name) return replyHeader(req.h, -Errno.EINVAL, req.h.data2);
+    const w = requestLockspace(req.payload);
+    if (!w.name) return encodeReplyHeader(req.h, -Errno.EINVAL, req.h.data2);
     const ls = this.findJoined(w.name);
-    if (!ls) return replyHeader(req.h, -Errno.ENOENT, req.h.data2);
+    if (!ls) return encodeReplyHeader(req.h, -Errno.ENOENT, req.h.data2);
     if (ls.eventClients.length >= MAX_EVENT_FDS) {
       for (const c of [...ls.eventClients]) {
         if (!c.sock || c.sock.destroyed || c.reader?.eof || (c.reader && c.reader.available >= 4)) this.dropEventClient(ls, c);
       }
-      if (ls.eventClients.length >= MAX_EVENT_FDS) return replyHeader(req.h, -Errno.ENOCSI, req.h.data2);
+      if (ls.eventClients.length >= MAX_EVENT_FDS) return encodeReplyHeader(req.h, -Errno.ENOCSI, req.h.data2);
     }
     ls.eventClients.push(req.client);
     req.handedOver = true;
-    return replyHeader(req.h, 0, req.h.data2);
+    return encodeReplyHeader(req.h, 0, req.h.data2);
   }
 
   endEvent(req: Request): Buffer {
-    const w = decodeLockspace(req.payload);
-    if (!w.name) return replyHeader(req.h, -Errno.EINVAL, req.h.data2);
+    const w = requestLockspace(req.payload);
+    if (!w.name) return encodeReplyHeader(req.h, -Errno.EINVAL, req.h.data2);
     const ls = this.findJoined(w.name);
-    if (!ls) return replyHeader(req.h, -Errno.ENOENT, req.h.data2);
+    if (!ls) return encodeReplyHeader(req.h, -Errno.ENOENT, req.h.data2);
     for (const c of [...ls.eventClients]) {
       const r = c.reader;
       if (!c.sock || c.sock.destroyed || !r || r.eof) {
@@ -671,7 +665,7 @@ export class LockspaceManager {
         });
       }
     }
-    return replyHeader(req.h, 0, req.h.data2);
+    return encodeReplyHeader(req.h, 0, req.h.data2);
   }
 
   private dropEventClient(ls: Lockspace, c: Client): void {
@@ -681,20 +675,20 @@ export class LockspaceManager {
   }
 
   setEvent(req: Request): Buffer {
-    const w = decodeLockspace(req.payload);
-    const he = decodeHostEvent(req.payload, LOCKSPACE_SIZE);
+    const w = requestLockspace(req.payload);
+    const he = requestHostEvent(req.payload, LOCKSPACE_SIZE);
     const f = req.h.cmdFlags;
     const ls = this.findJoined(w.name);
-    if (!(f & SETEV_ALL_HOSTS) && (he.hostId === 0 || he.hostId > 2000 || (ls && he.hostId > ls.maxHosts))) return replyHeader(req.h, -Errno.EINVAL);
-    if (!ls?.delta) return replyHeader(req.h, -Errno.ENOENT);
+    if (!(f & SETEV_ALL_HOSTS) && (he.hostId === 0 || he.hostId > 2000 || (ls && he.hostId > ls.maxHosts))) return encodeReplyHeader(req.h, -Errno.EINVAL);
+    if (!ls?.delta) return encodeReplyHeader(req.h, -Errno.ENOENT);
     const dl = ls.delta;
     if (f & SETEV_CLEAR_EVENT) {
       dl.clearEvent();
-      return replyHeader(req.h, 0);
+      return encodeReplyHeader(req.h, 0);
     }
     if (f & SETEV_CLEAR_HOSTID) {
       // no per-host bit clearing in the lease engine yet: report it rather than pretend
-      return replyHeader(req.h, -Errno.EINVAL);
+      return encodeReplyHeader(req.h, -Errno.EINVAL);
     }
     let generation = he.generation;
     if (f & SETEV_CUR_GENERATION && generation === 0) generation = ls.hosts?.slot(he.hostId)?.generation ?? 0;
@@ -702,30 +696,30 @@ export class LockspaceManager {
       const replace = (f & SETEV_REPLACE_EVENT) !== 0 || dl.event.event === he.event;
       dl.setEvent(f & SETEV_ALL_HOSTS ? 'all' : he.hostId, { generation, event: he.event, data: he.data }, { replace });
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeReplyHeader(req.h, errorCode(err));
     }
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   // ------------------------------------------------------------ disk-only commands
 
   /** READ_LOCKSPACE: pure read of host_id's record (0 → 1); reply carries the struct and io_timeout. */
   async readLockspace(req: Request): Promise<Buffer[]> {
-    const w = decodeLockspace(req.payload);
+    const w = requestLockspace(req.payload);
     const hostId = w.hostId || 1;
-    const out = (rv: number, io = 0, ws: WireLockspace = w): Buffer[] => [replyHeader(req.h, rv, io, LOCKSPACE_SIZE), encodeLockspace(ws)];
-    if (!w.disk.path) return out(-Errno.ENODEV);
+    const out = (rv: number, io = 0, ws: SanlkLockspace = w): Buffer[] => [encodeReadLockspaceReply(req.h, rv, io, ws)];
+    if (!w.hostIdDisk.path) return out(-Errno.ENODEV);
     const ctx = new IoContext({ name: 'read_lockspace' });
     try {
       let disk: DirectDisk;
       try {
-        disk = await ctx.open(w.disk.path, { readOnly: true });
+        disk = await ctx.open(w.hostIdDisk.path, { readOnly: true });
       } catch {
         return out(-Errno.ENODEV);
       }
       const ioMs = DEFAULT_IO_TIMEOUT * 1000;
       const g = sizeFlags(w.flags) ?? null;
-      const first = await disk.read(w.disk.offset, 4096, ioMs).catch((e) => e as SanlockError);
+      const first = await disk.read(w.hostIdDisk.offset, 4096, ioMs).catch((e) => e as SanlockError);
       if (first instanceof Error) return out(errorCode(first));
       const l0 = decodeLeader(first, 0);
       if (l0.magic !== DELTA_DISK_MAGIC) return out(SanlkCode.SANLK_LEADER_MAGIC);
@@ -736,13 +730,13 @@ export class LockspaceManager {
         return out(errorCode(e));
       }
       if (hostId > geom.maxHosts) return out(SanlkCode.SANLK_ADDLS_INVALID_HOSTID);
-      const sec = await disk.read(w.disk.offset + (hostId - 1) * geom.sectorSize, geom.sectorSize, ioMs).catch((e) => e as SanlockError);
+      const sec = await disk.read(w.hostIdDisk.offset + (hostId - 1) * geom.sectorSize, geom.sectorSize, ioMs).catch((e) => e as SanlockError);
       if (sec instanceof Error) return out(errorCode(sec));
       const rv = verifyLeader(sec, 0, { magic: DELTA_DISK_MAGIC, version: DELTA_DISK_VERSION, spaceName: w.name || undefined });
       const l = decodeLeader(sec, 0);
       if (rv < 0) return out(rv);
       const flags = geom.leaderAlignFlag | (geom.sectorSize === 4096 ? 0x200 : 0x100);
-      return out(0, l.ioTimeout, { name: l.spaceName, hostId, flags, disk: w.disk });
+      return out(0, l.ioTimeout, { name: l.spaceName, hostId, flags, hostIdDisk: w.hostIdDisk });
     } finally {
       await ctx.close().catch(() => {});
     }
@@ -750,31 +744,31 @@ export class LockspaceManager {
 
   /** WRITE_LOCKSPACE: sanlock direct init -s through the daemon (io_timeout = data2 or 10). */
   async writeLockspace(req: Request): Promise<Buffer> {
-    const w = decodeLockspace(req.payload);
-    if (!w.disk.path) return replyHeader(req.h, -Errno.ENODEV);
-    if (!w.name) return replyHeader(req.h, -Errno.EINVAL);
+    const w = requestLockspace(req.payload);
+    if (!w.hostIdDisk.path) return encodeReplyHeader(req.h, -Errno.ENODEV);
+    if (!w.name) return encodeReplyHeader(req.h, -Errno.EINVAL);
     let geom: Geometry;
     try {
       geom = sizeFlags(w.flags) ?? defaultGeometry(512);
     } catch (e) {
-      return replyHeader(req.h, errorCode(e));
+      return encodeReplyHeader(req.h, errorCode(e));
     }
     const io = req.h.data2 > 0 ? req.h.data2 : DEFAULT_IO_TIMEOUT;
     const ctx = new IoContext({ name: 'write_lockspace' });
     try {
       let disk: DirectDisk;
       try {
-        disk = await ctx.open(w.disk.path);
+        disk = await ctx.open(w.hostIdDisk.path);
       } catch {
-        return replyHeader(req.h, -Errno.ENODEV);
+        return encodeReplyHeader(req.h, -Errno.ENODEV);
       }
       const img = buildLockspaceInit({ geometry: geom, spaceName: w.name, ioTimeout: io });
       const ms = this.daemon.cfg.writeInitIoTimeout * 1000;
-      await disk.write(w.disk.offset, img.area, ms);
-      await disk.write(w.disk.offset, img.firstSector, ms);
-      return replyHeader(req.h, 0);
+      await disk.write(w.hostIdDisk.offset, img.area, ms);
+      await disk.write(w.hostIdDisk.offset, img.firstSector, ms);
+      return encodeReplyHeader(req.h, 0);
     } catch (e) {
-      return replyHeader(req.h, errorCode(e));
+      return encodeReplyHeader(req.h, errorCode(e));
     } finally {
       await ctx.close().catch(() => {});
     }
@@ -786,9 +780,9 @@ export class LockspaceManager {
     const ctx = new IoContext({ name: 'align' });
     try {
       const disk = await ctx.open(path, { readOnly: true });
-      return replyHeader(req.h, disk.sectorSize === 4096 ? 8 * 1024 * 1024 : 1024 * 1024);
+      return encodeReplyHeader(req.h, disk.sectorSize === 4096 ? 8 * 1024 * 1024 : 1024 * 1024);
     } catch {
-      return replyHeader(req.h, -Errno.ENODEV);
+      return encodeReplyHeader(req.h, -Errno.ENODEV);
     } finally {
       await ctx.close().catch(() => {});
     }

@@ -21,31 +21,24 @@ import { systemClock } from './clock.js';
 import { type Lockspace, type LockspaceManager, sizeFlags } from './lockspace.js';
 import type { Daemon, Request } from './server.js';
 import {
+  AcquireFlag,
   Cmd,
-  encodeHost,
-  encodeResource,
-  encodeState,
-  HOST_SIZE,
-  RESOURCE_SIZE,
-  replyHeader,
-  StateType,
-  type WireDisk,
-  type WireResource,
-} from './wire.js';
+  encodeGetLvbReply,
+  encodeInquireReply,
+  encodeReadResourceOwnersReply,
+  encodeReadResourceReply,
+  encodeReplyHeader,
+  encodeStateRecord,
+  KillpathFlag,
+  ReleaseFlag,
+  RequestFlag,
+  ResFlag,
+  WriteResFlag,
+} from '../protocol/commands.js';
+import { requestKillpath, requestOptions } from '../protocol/request-structs.js';
+import { pathExport } from '../protocol/state-strings.js';
+import { encodeResource, type SanlkDisk, type SanlkHost, type SanlkResource, StateType } from '../protocol/structs.js';
 
-const RES_LVER = 0x1;
-const RES_NUM_HOSTS = 0x2;
-const RES_SHARED = 0x4;
-const RES_PERSISTENT = 0x8;
-const ACQ_LVB = 0x1;
-const ACQ_ORPHAN = 0x2;
-const ACQ_ORPHAN_ONLY = 0x4;
-const ACQ_OWNER_NOWAIT = 0x8;
-const REL_ALL = 0x1;
-const REL_ORPHAN = 0x4;
-const REQ_NEXT_LVER = 0x1;
-const KILLPATH_PID = 0x1;
-const WRITE_CLEAR = 0x1;
 const SIGKILL = 9;
 const SIGTERM = 15;
 
@@ -71,7 +64,7 @@ export class Resource {
     readonly resId: number,
     readonly ls: Lockspace,
     readonly name: string,
-    readonly disks: WireDisk[],
+    readonly disks: SanlkDisk[],
     readonly lease: PaxosLease,
     public shared: boolean,
   ) {}
@@ -80,14 +73,15 @@ export class Resource {
     return resKey(this.ls.name, this.name);
   }
 
-  wire(): WireResource {
+  wire(): SanlkResource {
     return {
       lockspaceName: this.ls.name,
       name: this.name,
       lver: this.lver,
       data64: 0,
       data32: 0,
-      flags: this.shared ? RES_SHARED : 0,
+      unused: 0,
+      flags: this.shared ? ResFlag.SHARED : 0,
       numDisks: this.disks.length,
       disks: this.disks,
     };
@@ -98,19 +92,8 @@ function resKey(ls: string, name: string): string {
   return `${ls}\0${name}`;
 }
 
-/** sanlock_path_export: `:` and space get a backslash; an existing `\x` pair is kept. */
-export function escapePath(p: string): string {
-  let out = '';
-  for (let i = 0; i < p.length; i++) {
-    const ch = p[i]!;
-    if (ch === '\\' && i + 1 < p.length) {
-      out += ch + p[i + 1];
-      i++;
-    } else if (ch === ':' || ch === ' ') out += `\\${ch}`;
-    else out += ch;
-  }
-  return out;
-}
+/** sanlock_path_export (kept under the daemon's old name for its callers). */
+export const escapePath = pathExport;
 
 export function resourceString(r: Resource, shared: boolean): string {
   const disks = r.disks.map((d) => `${escapePath(d.path)}:${d.offset}`).join(':');
@@ -154,11 +137,11 @@ export class ResourceManager {
   }
 
   /** A lease handle on disks of a joined lockspace, for commands that lock something (rindex). */
-  leaseFor(ls: Lockspace, spaceName: string, name: string, disks: WireDisk[]): Promise<PaxosLease> {
+  leaseFor(ls: Lockspace, spaceName: string, name: string, disks: SanlkDisk[]): Promise<PaxosLease> {
     return this.newLease(ls, spaceName, name, disks);
   }
 
-  private async newLease(ls: Lockspace, spaceName: string, name: string, disks: WireDisk[]): Promise<PaxosLease> {
+  private async newLease(ls: Lockspace, spaceName: string, name: string, disks: SanlkDisk[]): Promise<PaxosLease> {
     assert(ls.delta && ls.hosts);
     const leaseDisks = [];
     for (const d of disks) {
@@ -181,32 +164,31 @@ export class ResourceManager {
     const target = req.target;
     assert(target);
     // owner_name from sanlk_options (python sends an empty one)
-    const nul = req.extra.indexOf(0);
-    target.ownerName = req.extra.toString('latin1', 0, nul < 0 || nul > 48 ? 48 : nul);
+    target.ownerName = requestOptions(req.extra).ownerName;
     const done: Token[] = [];
     for (const wr of req.resources) {
       const rv = await this.acquireOne(target, wr, h.cmdFlags);
       if (typeof rv === 'number') {
         for (const t of done.reverse()) await this.releaseToken(t);
-        return replyHeader(h, rv);
+        return encodeReplyHeader(h, rv);
       }
       done.push(rv);
     }
-    return replyHeader(h, 0);
+    return encodeReplyHeader(h, 0);
   }
 
-  private async acquireOne(target: Client, wr: WireResource, flags: number): Promise<Token | number> {
+  private async acquireOne(target: Client, wr: SanlkResource, flags: number): Promise<Token | number> {
     const ls = this.lockspaces.findJoined(wr.lockspaceName);
     if (!ls || ls.spaceDead || ls.killingPids) return -Errno.ENOSPC;
-    const shared = (wr.flags & RES_SHARED) !== 0;
-    const persistent = (wr.flags & RES_PERSISTENT) !== 0;
+    const shared = (wr.flags & ResFlag.SHARED) !== 0;
+    const persistent = (wr.flags & ResFlag.PERSISTENT) !== 0;
     const key = resKey(wr.lockspaceName, wr.name);
     const existing = this.resources.get(key);
     if (existing) {
       if (existing.list === 'rem') return -Errno.EAGAIN;
       if (existing.list === 'add') return -Errno.EBUSY;
       if (existing.list === 'orphan') {
-        if (!(flags & (ACQ_ORPHAN | ACQ_ORPHAN_ONLY))) return -Errno.EUCLEAN;
+        if (!(flags & (AcquireFlag.ORPHAN | AcquireFlag.ORPHAN_ONLY))) return -Errno.EUCLEAN;
         if (existing.shared !== shared) return -Errno.EUCLEAN;
         const t = existing.tokens[0];
         assert(t);
@@ -224,7 +206,7 @@ export class ResourceManager {
       }
       return -Errno.EEXIST;
     }
-    if (flags & ACQ_ORPHAN_ONLY && flags & ACQ_LVB) return -Errno.ENOENT;
+    if (flags & AcquireFlag.ORPHAN_ONLY && flags & AcquireFlag.LVB) return -Errno.ENOENT;
     let lease: PaxosLease;
     try {
       lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
@@ -236,9 +218,9 @@ export class ResourceManager {
     this.log.warn(`s${ls.spaceId}:r${res.resId} resource ${resourceString(res, false).replace(/:[^:]*$/, '')}`);
     try {
       const opts = {
-        lver: wr.flags & RES_LVER ? wr.lver : undefined,
-        ownerNoWait: (flags & ACQ_OWNER_NOWAIT) !== 0,
-        numHosts: wr.flags & RES_NUM_HOSTS ? wr.data32 : undefined,
+        lver: wr.flags & ResFlag.LVER ? wr.lver : undefined,
+        ownerNoWait: (flags & AcquireFlag.OWNER_NOWAIT) !== 0,
+        numHosts: wr.flags & ResFlag.NUM_HOSTS ? wr.data32 : undefined,
       };
       if (shared) {
         await acquireSh(lease, opts);
@@ -246,7 +228,7 @@ export class ResourceManager {
         await acquireEx(lease, opts);
       }
       res.lver = lease.heldLver || lease.leader?.lver || 0;
-      if (flags & ACQ_LVB) {
+      if (flags & AcquireFlag.LVB) {
         await lease.readLvb();
         res.lvb = true;
       }
@@ -322,9 +304,9 @@ export class ResourceManager {
     const { h } = req;
     const target = req.target;
     assert(target);
-    if (h.cmdFlags & REL_ORPHAN) {
+    if (h.cmdFlags & ReleaseFlag.ORPHAN) {
       const wr = req.resources[0];
-      if (!wr) return replyHeader(h, -Errno.EINVAL);
+      if (!wr) return encodeReplyHeader(h, -Errno.EINVAL);
       let n = 0;
       for (const r of [...this.resources.values()]) {
         if (r.list !== 'orphan' || r.ls.name !== wr.lockspaceName) continue;
@@ -333,16 +315,16 @@ export class ResourceManager {
         await this.releaseResource(r);
         n++;
       }
-      return replyHeader(h, n);
+      return encodeReplyHeader(h, n);
     }
     const mine = this.tokensOf(target);
-    if (h.cmdFlags & REL_ALL) {
+    if (h.cmdFlags & ReleaseFlag.ALL) {
       let rv = 0;
       for (const t of [...mine]) {
         const r = await this.releaseToken(t);
         if (r < 0) rv = r;
       }
-      return replyHeader(h, rv);
+      return encodeReplyHeader(h, rv);
     }
     let rv = 0;
     for (const wr of req.resources) {
@@ -354,7 +336,7 @@ export class ResourceManager {
       const r = await this.releaseToken(t);
       if (r < 0) rv = r;
     }
-    return replyHeader(h, rv);
+    return encodeReplyHeader(h, rv);
   }
 
   /** The client's socket closed: release its tokens (persistent ones become orphans). */
@@ -383,38 +365,37 @@ export class ResourceManager {
     const target = req.target;
     assert(target);
     const mine = this.tokensOf(target);
-    if (mine.length === 0) return [replyHeader(req.h, 0, 0)];
+    if (mine.length === 0) return [encodeInquireReply(req.h, 0, 0, null)];
     const strs = mine.map((t) => resourceString(t.res, t.res.shared));
-    if (strs.some((s) => s.includes(' '))) return [replyHeader(req.h, -Errno.ELIBSCN, mine.length)];
-    if (strs.some((s) => s.length > 4399)) return [replyHeader(req.h, -Errno.ELIBBAD, mine.length)];
-    const text = Buffer.from(`${strs.join(' ')}\0`, 'latin1');
-    return [replyHeader(req.h, 0, mine.length, text.length), text];
+    if (strs.some((s) => s.includes(' '))) return [encodeInquireReply(req.h, -Errno.ELIBSCN, mine.length, null)];
+    if (strs.some((s) => s.length > 4399)) return [encodeInquireReply(req.h, -Errno.ELIBBAD, mine.length, null)];
+    return [encodeInquireReply(req.h, 0, mine.length, strs.join(' '))];
   }
 
   async convert(req: Request): Promise<Buffer> {
     const target = req.target;
     assert(target);
     const wr = req.resources[0];
-    if (!wr) return replyHeader(req.h, -Errno.EINVAL);
+    if (!wr) return encodeReplyHeader(req.h, -Errno.EINVAL);
     const t = this.tokensOf(target).find((x) => x.res.ls.name === wr.lockspaceName && x.res.name === wr.name);
-    if (!t) return replyHeader(req.h, -Errno.ENOENT);
+    if (!t) return encodeReplyHeader(req.h, -Errno.ENOENT);
     const res = t.res;
-    const toShared = (wr.flags & RES_SHARED) !== 0;
-    if (res.shared === toShared) return replyHeader(req.h, -Errno.EALREADY);
+    const toShared = (wr.flags & ResFlag.SHARED) !== 0;
+    if (res.shared === toShared) return encodeReplyHeader(req.h, -Errno.EALREADY);
     try {
       if (toShared) {
         await convertExToSh(res.lease);
         res.shared = true;
       } else {
-        if (res.tokens.length > 1) return replyHeader(req.h, -Errno.EAGAIN);
-        await convertShToEx(res.lease, { ownerNoWait: (req.h.cmdFlags & ACQ_OWNER_NOWAIT) !== 0 });
+        if (res.tokens.length > 1) return encodeReplyHeader(req.h, -Errno.EAGAIN);
+        await convertShToEx(res.lease, { ownerNoWait: (req.h.cmdFlags & AcquireFlag.OWNER_NOWAIT) !== 0 });
         res.shared = false;
         res.lver = res.lease.leader?.lver ?? res.lver;
       }
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeReplyHeader(req.h, errorCode(err));
     }
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   // ------------------------------------------------------------ requests and examine
@@ -423,17 +404,17 @@ export class ResourceManager {
     const wr = req.resources[0];
     assert(wr);
     const ls = this.lockspaces.findJoined(wr.lockspaceName);
-    if (!ls?.delta) return replyHeader(req.h, -Errno.ENOSPC);
+    if (!ls?.delta) return encodeReplyHeader(req.h, -Errno.ENOSPC);
     try {
       const lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
       const dl = ls.delta;
-      await requestLease(lease, { lver: wr.lver, forceMode: req.h.data, nextLver: (req.h.cmdFlags & REQ_NEXT_LVER) !== 0 && wr.lver === 0 }, (owner) =>
+      await requestLease(lease, { lver: wr.lver, forceMode: req.h.data, nextLver: (req.h.cmdFlags & RequestFlag.NEXT_LVER) !== 0 && wr.lver === 0 }, (owner) =>
         dl.setRequestBit(owner),
       );
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeReplyHeader(req.h, errorCode(err));
     }
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   /** Reads the request record of held leases of a lockspace (or one) and acts on them. */
@@ -471,19 +452,19 @@ export class ResourceManager {
     if (which === 'lockspace') {
       const name = req.payload.toString('latin1', 0, 48).replace(/\0.*$/s, '');
       const path = req.payload.toString('latin1', 64, 64 + 1024).replace(/\0.*$/s, '');
-      if (!name || !path) return replyHeader(req.h, -Errno.EINVAL);
+      if (!name || !path) return encodeReplyHeader(req.h, -Errno.EINVAL);
       this.examine(name);
     } else {
       const wr = req.resources[0];
       assert(wr);
       this.examine(wr.lockspaceName, wr.name);
     }
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   // ------------------------------------------------------------ lvb, killpath
 
-  private heldRes(wr: WireResource): Resource | undefined {
+  private heldRes(wr: SanlkResource): Resource | undefined {
     const r = this.resources.get(resKey(wr.lockspaceName, wr.name));
     return r && r.list === 'held' ? r : undefined;
   }
@@ -492,43 +473,39 @@ export class ResourceManager {
     const wr = req.resources[0];
     assert(wr);
     const r = this.heldRes(wr);
-    if (!r) return replyHeader(req.h, -Errno.ENOENT);
-    if (!r.lvb) return replyHeader(req.h, -Errno.EINVAL);
-    if (req.extra.length > r.lease.geometry.sectorSize) return replyHeader(req.h, -Errno.E2BIG);
+    if (!r) return encodeReplyHeader(req.h, -Errno.ENOENT);
+    if (!r.lvb) return encodeReplyHeader(req.h, -Errno.EINVAL);
+    if (req.extra.length > r.lease.geometry.sectorSize) return encodeReplyHeader(req.h, -Errno.E2BIG);
     r.lease.setLvb(req.extra);
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   async getLvb(req: Request): Promise<Buffer[]> {
     const wr = req.resources[0];
     assert(wr);
     const r = this.heldRes(wr);
-    if (!r) return [replyHeader(req.h, -Errno.ENOENT)];
-    if (!r.lvb || !r.lease.lvb) return [replyHeader(req.h, -Errno.EINVAL)];
+    if (!r) return [encodeReplyHeader(req.h, -Errno.ENOENT)];
+    if (!r.lvb || !r.lease.lvb) return [encodeReplyHeader(req.h, -Errno.EINVAL)];
     const ss = r.lease.geometry.sectorSize;
     const len = req.h.data2 > 0 ? Math.min(req.h.data2, ss) : ss;
     const data = Buffer.alloc(len);
     r.lease.lvb.copy(data, 0, 0, len);
-    return [replyHeader(req.h, 0, 0, len), data];
+    return [encodeGetLvbReply(req.h, 0, data)];
   }
 
   async killpath(req: Request): Promise<Buffer> {
     const target = req.target;
     assert(target);
-    const str = (off: number): string => {
-      const b = req.payload.subarray(off, off + 127);
-      const n = b.indexOf(0);
-      return b.toString('latin1', 0, n < 0 ? b.length : n);
-    };
-    target.killpath = str(0);
-    target.killargs = str(128);
-    target.killpathPidFlag = (req.h.cmdFlags & KILLPATH_PID) !== 0;
-    return replyHeader(req.h, 0);
+    const k = requestKillpath(req.payload);
+    target.killpath = k.path;
+    target.killargs = k.args;
+    target.killpathPidFlag = (req.h.cmdFlags & KillpathFlag.PID) !== 0;
+    return encodeReplyHeader(req.h, 0);
   }
 
   // ------------------------------------------------------------ disk-only commands
 
-  private async withDisks<T>(disks: WireDisk[], fn: (ds: Disk[]) => Promise<T>): Promise<T> {
+  private async withDisks<T>(disks: SanlkDisk[], fn: (ds: Disk[]) => Promise<T>): Promise<T> {
     const ctx = new IoContext({ name: 'res-cmd' });
     try {
       const ds: Disk[] = [];
@@ -558,25 +535,22 @@ export class ResourceManager {
           spaceName: wr.lockspaceName,
           resourceName: wr.name,
           numHosts: req.h.data,
-          clearTimestamp: req.h.cmdFlags & WRITE_CLEAR ? systemClock.monotonicSeconds() : undefined,
+          clearTimestamp: req.h.cmdFlags & WriteResFlag.CLEAR ? systemClock.monotonicSeconds() : undefined,
         });
         for (let i = 0; i < ds.length; i++) await ds[i]!.write(wr.disks[i]!.offset, img, ms);
       });
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeReplyHeader(req.h, errorCode(err));
     }
-    return replyHeader(req.h, 0);
+    return encodeReplyHeader(req.h, 0);
   }
 
   /** READ_RESOURCE / READ_RESOURCE_OWNERS: leader (and owners) from disk, no lockspace needed. */
-  async readResource(req: Request, owners: boolean): Promise<Buffer[]> {
+  async readResource(req: Request, owners: boolean): Promise<Buffer> {
     const wr = req.resources[0];
     assert(wr);
-    const out = (rv: number, r: WireResource, hosts: Buffer[] = []): Buffer[] => {
-      const rb = encodeResource(r, false);
-      const hb = Buffer.concat(hosts);
-      return [replyHeader(req.h, rv, owners ? hosts.length : 0, RESOURCE_SIZE + hb.length), rb, hb];
-    };
+    const out = (rv: number, r: SanlkResource, hosts: SanlkHost[] = []): Buffer =>
+      owners ? encodeReadResourceOwnersReply(req.h, rv, r, hosts) : encodeReadResourceReply(req.h, rv, r);
     try {
       return await this.withDisks(wr.disks, async (ds) => {
         const first = await ds[0]!.read(wr.disks[0]!.offset, 4096, DEFAULT_IO_TIMEOUT * 1000).catch(async () => ds[0]!.read(wr.disks[0]!.offset, 512, DEFAULT_IO_TIMEOUT * 1000));
@@ -586,7 +560,7 @@ export class ResourceManager {
         if (wr.name && l.resourceName !== wr.name) return out(SanlkCode.SANLK_LEADER_RESOURCE, wr);
         const alignFlag = l.flags & 0xf0;
         const flags = alignFlag | (l.sectorSize === 4096 ? 0x200 : 0x100);
-        const r: WireResource = { ...wr, lockspaceName: l.spaceName, name: l.resourceName, lver: l.lver, flags };
+        const r: SanlkResource = { ...wr, lockspaceName: l.spaceName, name: l.resourceName, lver: l.lver, flags };
         if (!owners) return out(0, r);
         const lease = new PaxosLease(
           {
@@ -606,21 +580,17 @@ export class ResourceManager {
           },
         );
         const rd = await lease.read();
-        const hosts: Buffer[] = [];
+        const hosts: SanlkHost[] = [];
         if (rd.leader.timestamp !== 0 && rd.leader.ownerId) {
-          const b = Buffer.alloc(HOST_SIZE);
-          encodeHost({ hostId: rd.leader.ownerId, generation: rd.leader.ownerGeneration, timestamp: rd.leader.timestamp, ioTimeout: 0, flags: 0 }, b);
-          hosts.push(b);
+          hosts.push({ hostId: rd.leader.ownerId, generation: rd.leader.ownerGeneration, timestamp: rd.leader.timestamp, ioTimeout: 0, flags: 0 });
         }
         let anyShared = false;
         rd.modes.forEach((m, q) => {
           if (!(m.flags & MBLOCK_SHARED)) return;
           anyShared = true;
-          const b = Buffer.alloc(HOST_SIZE);
-          encodeHost({ hostId: q + 1, generation: m.generation, timestamp: 0, ioTimeout: 0, flags: 0 }, b);
-          hosts.push(b);
+          hosts.push({ hostId: q + 1, generation: m.generation, timestamp: 0, ioTimeout: 0, flags: 0 });
         });
-        if (anyShared) r.flags |= RES_SHARED;
+        if (anyShared) r.flags |= ResFlag.SHARED;
         return out(0, r, hosts);
       });
     } catch (err) {
@@ -681,7 +651,7 @@ export class ResourceManager {
             `list=${list} flags=${(r.shared ? 1 : 0).toString(16)} sector_size=${r.lease.geometry.sectorSize} align_size=${r.lease.geometry.alignSize} ` +
             `lver=${r.lver} reused=0 res_id=${r.resId} token_id=${tokenId}`;
           const w = r.wire();
-          return encodeState(StateType.RESOURCE, pid, r.shared ? 0 : r.lver, r.name, text, encodeResource(w, true));
+          return encodeStateRecord({ type: StateType.RESOURCE, flags: 0, data32: pid, data64: r.shared ? 0 : r.lver, name: r.name }, text, encodeResource(w, true));
         };
         if (list === 'held' || list === 'add') for (const t of r.tokens) out.push(rec(t.client?.pid ?? -1, t.tokenId));
         else out.push(rec(list === 'orphan' ? r.orphanPid : -1, 0));

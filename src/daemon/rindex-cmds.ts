@@ -6,7 +6,6 @@ import { acquireEx } from '../lease/shared-mode.js';
 import {
   readRindex, rindexFormat, rindexLookup, rindexRebuild, rindexUpdate, searchEntries, type Rentry, type RindexTarget,
 } from '../lease/rindex.js';
-import { readName, readU64, writeName, writeU64 } from '../ondisk/fields.js';
 import { defaultGeometry } from '../ondisk/geometry.js';
 import { buildResourceInit } from '../ondisk/init.js';
 import { encodeRindexEntry, RINDEX_LEASE_NAME, rindexEntryOffset, rindexResourceOffset } from '../ondisk/rindex.js';
@@ -16,33 +15,13 @@ import { systemClock } from './clock.js';
 import { type LockspaceManager, sizeFlags } from './lockspace.js';
 import type { ResourceManager } from './resources.js';
 import type { Daemon, Request } from './server.js';
-import { Cmd, decodeDisk, LOCKSPACE_SIZE, replyHeader } from './wire.js';
+import { Cmd, encodeRentryReply, encodeStdReply, RindexFlag } from '../protocol/commands.js';
+import { requestRentry, requestRindex } from '../protocol/request-structs.js';
+import { RINDEX_SIZE, type SanlkRentry, type SanlkRindex } from '../protocol/structs.js';
 
-const RXUP_REM = 0x20000;
-const RENTRY_SIZE = 64;
-
-interface WireRindex {
-  flags: number;
-  maxResources: number;
-  lockspaceName: string;
-  path: string;
-  offset: number;
-}
-
-function decodeRindex(b: Buffer): WireRindex {
-  const d = decodeDisk(b, 64);
-  return { flags: b.readUInt32LE(0), maxResources: b.readUInt32LE(4), lockspaceName: readName(b, 16), path: d.path, offset: d.offset };
-}
-
-function decodeRentry(b: Buffer, off: number): Rentry {
-  return { name: readName(b, off), offset: readU64(b, off + 48) };
-}
-
-function encodeRentry(e: Rentry): Buffer {
-  const b = Buffer.alloc(RENTRY_SIZE);
-  writeName(b, 0, e.name);
-  writeU64(b, 48, e.offset);
-  return b;
+/** The rindex (lease layer) answers name and offset; the reply's flags and unused stay 0. */
+function rentryOut(e: Rentry): SanlkRentry {
+  return { name: e.name, offset: e.offset, flags: 0, unused: 0 };
 }
 
 export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, resources: ResourceManager): void {
@@ -66,16 +45,16 @@ export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, reso
   }
 
   /** Runs fn while holding rindex_lease of the (joined) lockspace. */
-  async function locked<T>(rx: WireRindex, fn: (disk: Disk, t: RindexTarget) => Promise<T>): Promise<T> {
+  async function locked<T>(rx: SanlkRindex, fn: (disk: Disk, t: RindexTarget) => Promise<T>): Promise<T> {
     const ls = lockspaces.findJoined(rx.lockspaceName);
     if (!ls) throw new SanlockError(-Errno.ENOENT, 'lockspace not joined');
     if (busy.has(ls.name)) throw new SanlockError(-Errno.EBUSY, 'rindex operation in progress');
     busy.add(ls.name);
     try {
-      return await withDisk(rx.path, async (disk) => {
-        const t = { lockspaceName: rx.lockspaceName, offset: rx.offset };
+      return await withDisk(rx.disk.path, async (disk) => {
+        const t = { lockspaceName: rx.lockspaceName, offset: rx.disk.offset };
         const open = await readRindex(disk, t, ioMs);
-        const lease = await resources.leaseFor(ls, rx.lockspaceName, RINDEX_LEASE_NAME, [{ path: rx.path, offset: rx.offset + open.geometry.alignSize, pad1: 0, pad2: 0 }]);
+        const lease = await resources.leaseFor(ls, rx.lockspaceName, RINDEX_LEASE_NAME, [{ path: rx.disk.path, offset: rx.disk.offset + open.geometry.alignSize, pad1: 0, pad2: 0 }]);
         await acquireEx(lease, { ownerNoWait: true });
         try {
           return await fn(disk, t);
@@ -89,53 +68,53 @@ export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, reso
   }
 
   daemon.handle(Cmd.FORMAT_RINDEX, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
+    const rx = requestRindex(req.payload);
     try {
       const g = sizeFlags(rx.flags) ?? defaultGeometry(512);
-      await withDisk(rx.path, (disk) => rindexFormat(disk, { lockspaceName: rx.lockspaceName, offset: rx.offset }, g, initMs, rx.maxResources));
-      return replyHeader(req.h, 0);
+      await withDisk(rx.disk.path, (disk) => rindexFormat(disk, { lockspaceName: rx.lockspaceName, offset: rx.disk.offset }, g, initMs, rx.maxResources));
+      return encodeStdReply(req.h, 0);
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeStdReply(req.h, errorCode(err));
     }
   });
 
   daemon.handle(Cmd.LOOKUP_RINDEX, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
-    const re = decodeRentry(req.payload, LOCKSPACE_SIZE);
+    const rx = requestRindex(req.payload);
+    const re = requestRentry(req.payload, RINDEX_SIZE);
     try {
-      const out = await withDisk(rx.path, (disk) => rindexLookup(disk, { lockspaceName: rx.lockspaceName, offset: rx.offset }, re, ioMs));
-      return [replyHeader(req.h, 0, 0, RENTRY_SIZE), encodeRentry(out)];
+      const out = await withDisk(rx.disk.path, (disk) => rindexLookup(disk, { lockspaceName: rx.lockspaceName, offset: rx.disk.offset }, re, ioMs));
+      return encodeRentryReply(req.h, 0, rentryOut(out));
     } catch (err) {
-      return [replyHeader(req.h, errorCode(err), 0, RENTRY_SIZE), Buffer.alloc(RENTRY_SIZE)];
+      return encodeRentryReply(req.h, errorCode(err), rentryOut({ name: '', offset: 0 }));
     }
   });
 
   daemon.handle(Cmd.UPDATE_RINDEX, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
-    const re = decodeRentry(req.payload, LOCKSPACE_SIZE);
+    const rx = requestRindex(req.payload);
+    const re = requestRentry(req.payload, RINDEX_SIZE);
     try {
-      const out = await withDisk(rx.path, (disk) =>
-        rindexUpdate(disk, { lockspaceName: rx.lockspaceName, offset: rx.offset }, re, (req.h.cmdFlags & RXUP_REM) !== 0, ioMs),
+      const out = await withDisk(rx.disk.path, (disk) =>
+        rindexUpdate(disk, { lockspaceName: rx.lockspaceName, offset: rx.disk.offset }, re, (req.h.cmdFlags & RindexFlag.RXUP_REM) !== 0, ioMs),
       );
-      return [replyHeader(req.h, 0, 0, RENTRY_SIZE), encodeRentry(out)];
+      return encodeRentryReply(req.h, 0, rentryOut(out));
     } catch (err) {
-      return [replyHeader(req.h, errorCode(err), 0, RENTRY_SIZE), encodeRentry(re)];
+      return encodeRentryReply(req.h, errorCode(err), re);
     }
   });
 
   daemon.handle(Cmd.REBUILD_RINDEX, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
+    const rx = requestRindex(req.payload);
     try {
       await locked(rx, (disk, t) => rindexRebuild(disk, t, ioMs));
-      return replyHeader(req.h, 0);
+      return encodeStdReply(req.h, 0);
     } catch (err) {
-      return replyHeader(req.h, errorCode(err));
+      return encodeStdReply(req.h, errorCode(err));
     }
   });
 
   daemon.handle(Cmd.CREATE_RESOURCE, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
-    const re = decodeRentry(req.payload, LOCKSPACE_SIZE);
+    const rx = requestRindex(req.payload);
+    const re = requestRentry(req.payload, RINDEX_SIZE);
     try {
       if (!re.name) throw new SanlockError(-Errno.EINVAL, 'create needs a name');
       const out = await locked(rx, async (disk, t) => {
@@ -158,15 +137,15 @@ export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, reso
         await disk.write(t.offset + sectorOff, sector, ioMs);
         return { name: re.name, offset: resOffset };
       });
-      return [replyHeader(req.h, 0, 0, RENTRY_SIZE), encodeRentry(out)];
+      return encodeRentryReply(req.h, 0, rentryOut(out));
     } catch (err) {
-      return [replyHeader(req.h, errorCode(err), 0, RENTRY_SIZE), encodeRentry(re)];
+      return encodeRentryReply(req.h, errorCode(err), re);
     }
   });
 
   daemon.handle(Cmd.DELETE_RESOURCE, async (req: Request) => {
-    const rx = decodeRindex(req.payload);
-    const re = decodeRentry(req.payload, LOCKSPACE_SIZE);
+    const rx = requestRindex(req.payload);
+    const re = requestRentry(req.payload, RINDEX_SIZE);
     try {
       const out = await locked(rx, async (disk, t) => {
         const found = await rindexLookup(disk, t, re, ioMs);
@@ -178,9 +157,9 @@ export function installRindex(daemon: Daemon, lockspaces: LockspaceManager, reso
         await disk.write(found.offset, clear.subarray(0, g.sectorSize), ioMs);
         return found;
       });
-      return [replyHeader(req.h, 0, 0, RENTRY_SIZE), encodeRentry(out)];
+      return encodeRentryReply(req.h, 0, rentryOut(out));
     } catch (err) {
-      return [replyHeader(req.h, errorCode(err), 0, RENTRY_SIZE), encodeRentry(re)];
+      return encodeRentryReply(req.h, errorCode(err), re);
     }
   });
 }

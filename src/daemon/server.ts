@@ -13,28 +13,33 @@ import { linkSync, renameSync } from 'node:fs';
 import { peerCred, ProcessHandle, socketFd } from './native.js';
 import {
   Cmd,
-  cmdNames,
+  cmdStr,
+  COMMANDS,
+  encodeLogDumpReply,
+  encodeReplyHeader,
+  encodeShutdownWaitDone,
+  encodeStateRecord,
+  encodeStdReply,
+  encodeVersionReply,
+  isKnownCmd,
+} from '../protocol/commands.js';
+import { decodeHeader, HEADER_SIZE, protoTooNew, SM_MAGIC, SM_PROTO, type SmHeader, VERSION_HEX } from '../protocol/header.js';
+import { requestDisk, requestResource } from '../protocol/request-structs.js';
+import {
   DISK_SIZE,
-  decodeHeader,
-  decodeResourceHead,
-  decodeDisk,
-  encodeHeader,
-  encodeState,
-  HEADER_SIZE,
-  type Header,
   HOST_EVENT_SIZE,
+  KILLPATH_SIZE,
   LOCKSPACE_SIZE,
   MAX_DISKS,
+  MAX_LVB_LEN,
   MAX_RESOURCES,
   OPTIONS_SIZE,
+  RENTRY_SIZE,
   RESOURCE_SIZE,
-  replyHeader,
-  SM_MAGIC,
-  SM_PROTO,
+  RINDEX_SIZE,
+  type SanlkResource,
   StateType,
-  VERSION_HEX,
-  type WireResource,
-} from './wire.js';
+} from '../protocol/structs.js';
 
 export const VERSION_STR = '3.8.5';
 
@@ -78,11 +83,11 @@ export interface Request {
   client: Client;
   /** class C: the registered client the command acts on */
   target?: Client;
-  h: Header;
+  h: SmHeader;
   /** fixed payload as read (lockspace/disk/rindex structs, killpath strings) */
   payload: Buffer;
   /** resources with their disks, for commands carrying sanlk_resource */
-  resources: WireResource[];
+  resources: SanlkResource[];
   /** sanlk_options (acquire) or the lvb bytes (set_lvb) */
   extra: Buffer;
   /** a handler that keeps the socket (REG_EVENT) sets this; the server then forgets it */
@@ -92,8 +97,9 @@ export interface Request {
 /** Reply bytes, or null for "no reply". */
 export type Handler = (req: Request) => Promise<Buffer | Buffer[] | null>;
 
-const CLASS_A: ReadonlySet<number> = new Set([1, 4, 5, 6, 10, 15, 22, 23, 28, 30, 31, 33, 34]);
-const CLASS_C: ReadonlySet<number> = new Set([7, 8, 9, 17, 27]);
+const cmdsOfClass = (cls: 'A' | 'C'): ReadonlySet<number> => new Set([...COMMANDS.values()].filter((i) => i.cls === cls).map((i) => i.cmd));
+const CLASS_A = cmdsOfClass('A');
+const CLASS_C = cmdsOfClass('C');
 /** class A commands after which the daemon keeps the connection open */
 const CLASS_A_KEEP: ReadonlySet<number> = new Set([Cmd.REGISTER, Cmd.RESTRICT, Cmd.VERSION]);
 
@@ -174,7 +180,7 @@ export class Daemon {
   /** SHUTDOWN_WAIT (class B): -EBUSY while lockspaces exist, else a cmd-0 header at exit. */
   private async shutdownWait(req: Request): Promise<Buffer | null> {
     const rv = this.requestShutdown(req.h.data !== 0, req.client);
-    if (rv < 0) return replyHeader(req.h, rv);
+    if (rv < 0) return encodeReplyHeader(req.h, rv);
     return null;
   }
 
@@ -237,7 +243,9 @@ export class Daemon {
       if (n % 16 === 0) await new Promise((r) => setImmediate(r));
       const hb = await reader.read(HEADER_SIZE);
       if (!hb) break;
-      const h = decodeHeader(hb);
+      const hd = decodeHeader(hb);
+      assert(hd.ok, 'a full header was read');
+      const h = hd.value;
       if (h.magic !== SM_MAGIC) {
         this.log.error(`ci ${c.ci} recv ${HEADER_SIZE} magic ${h.magic.toString(16)} vs ${SM_MAGIC.toString(16)}`);
         continue;
@@ -246,11 +254,11 @@ export class Daemon {
         this.log.error(`ci ${c.ci} fd ${c.fd} pid ${c.pid} cmd ${h.cmd} restrict all`);
         continue;
       }
-      if (h.version !== 0 && h.cmd !== Cmd.VERSION && (h.version & 0xffff0000) >>> 0 > (SM_PROTO & 0xffff0000)) {
+      if (protoTooNew(h, Cmd.VERSION)) {
         this.log.error(`ci ${c.ci} recv ${HEADER_SIZE} proto ${h.version.toString(16)} vs ${SM_PROTO.toString(16)}`);
         continue;
       }
-      if (h.cmd < 1 || h.cmd > 40) {
+      if (!isKnownCmd(h.cmd)) {
         this.log.error(`ci ${c.ci} cmd ${h.cmd} unknown`);
         continue;
       }
@@ -329,14 +337,14 @@ export class Daemon {
   }
 
   /** Runs one request; returns whether the connection stays open for further messages. */
-  private async dispatch(c: Client, h: Header): Promise<boolean> {
+  private async dispatch(c: Client, h: SmHeader): Promise<boolean> {
     if (CLASS_A.has(h.cmd)) return this.classA(c, h);
-    if (this.cfg.debugCmds & (1n << BigInt(h.cmd))) this.log.debug(`cmd_${cmdNames[h.cmd]} ${c.ci},${c.fd} ...`);
+    if (this.cfg.debugCmds & (1n << BigInt(h.cmd))) this.log.debug(`cmd_${cmdStr(h.cmd)} ${c.ci},${c.fd} ...`);
     if (CLASS_C.has(h.cmd)) {
       const pre = this.classCTarget(h, c);
       if (typeof pre === 'number') {
         await this.drainPayload(c, h, 0);
-        c.send(replyHeader(h, pre));
+        c.send(encodeReplyHeader(h, pre));
         return true;
       }
       const target = pre;
@@ -361,7 +369,7 @@ export class Daemon {
     }
   }
 
-  private classCTarget(h: Header, c: Client): Client | number {
+  private classCTarget(h: SmHeader, c: Client): Client | number {
     let target: Client | undefined;
     if (h.data2 === -1) {
       target = c;
@@ -377,7 +385,7 @@ export class Daemon {
   }
 
   /** Drops whatever of the message's payload the peer sent (bounded by `length`, 20 ms). */
-  private async drainPayload(c: Client, h: Header, consumed: number): Promise<void> {
+  private async drainPayload(c: Client, h: SmHeader, consumed: number): Promise<void> {
     const rest = h.length - HEADER_SIZE - consumed;
     if (rest > 0) await c.reader!.drain(Math.min(rest, 64 * 1024 * 1024));
   }
@@ -386,19 +394,19 @@ export class Daemon {
    * Reads the payload on the connection (a client that never sends it holds only its own
    * connection), then runs the handler on the bounded worker pool.
    */
-  private async runWorkerCmd(c: Client, h: Header, target: Client | undefined): Promise<boolean> {
+  private async runWorkerCmd(c: Client, h: SmHeader, target: Client | undefined): Promise<boolean> {
     const got = await this.readPayload(c, h);
     if (got === 'closed') return this.closeFromCommand(c);
     if (typeof got === 'number') {
-      c.send(replyHeader(h, got));
+      c.send(encodeReplyHeader(h, got));
       return true;
     }
     got.target = target;
     const handler = this.handlers.get(h.cmd);
     let reply: Buffer | Buffer[] | null;
     if (!handler) {
-      this.log.error(`cmd ${cmdNames[h.cmd]} not implemented`);
-      reply = replyHeader(h, -Errno.EINVAL);
+      this.log.error(`cmd ${cmdStr(h.cmd)} not implemented`);
+      reply = encodeReplyHeader(h, -Errno.EINVAL);
     } else {
       reply = await this.workers.run(() => handler(got));
     }
@@ -417,7 +425,7 @@ export class Daemon {
    * went away mid-message, or a negative result after an early validation error (payload
    * drained), else the request.
    */
-  private async readPayload(c: Client, h: Header): Promise<Request | 'closed' | number> {
+  private async readPayload(c: Client, h: SmHeader): Promise<Request | 'closed' | number> {
     const r = c.reader!;
     const req: Request = { client: c, h, payload: Buffer.alloc(0), resources: [], extra: Buffer.alloc(0) };
     const fixed = async (n: number): Promise<boolean> => {
@@ -427,17 +435,17 @@ export class Daemon {
       return true;
     };
     let consumed = 0;
-    const readRes = async (withDisks: boolean): Promise<WireResource | 'closed' | number> => {
+    const readRes = async (withDisks: boolean): Promise<SanlkResource | 'closed' | number> => {
       const rb = await r.read(RESOURCE_SIZE);
       if (!rb) return 'closed';
       consumed += RESOURCE_SIZE;
-      const res = decodeResourceHead(rb);
+      const res = requestResource(rb);
       if (!withDisks) return res;
       if (res.numDisks === 0 || res.numDisks > MAX_DISKS) return -Errno.ERANGE;
       const db = await r.read(res.numDisks * DISK_SIZE);
       if (!db) return 'closed';
       consumed += res.numDisks * DISK_SIZE;
-      for (let i = 0; i < res.numDisks; i++) res.disks.push(decodeDisk(db, i * DISK_SIZE));
+      for (let i = 0; i < res.numDisks; i++) res.disks.push(requestDisk(db, i * DISK_SIZE));
       return res;
     };
     const fail = async (code: number): Promise<number> => {
@@ -456,9 +464,10 @@ export class Daemon {
       case Cmd.END_EVENT:
       case Cmd.SET_CONFIG:
       case Cmd.RENEWAL:
+        return (await fixed(LOCKSPACE_SIZE)) ? req : 'closed';
       case Cmd.FORMAT_RINDEX:
       case Cmd.REBUILD_RINDEX:
-        return (await fixed(LOCKSPACE_SIZE)) ? req : 'closed';
+        return (await fixed(RINDEX_SIZE)) ? req : 'closed';
       case Cmd.REG_EVENT:
       case Cmd.SET_EVENT:
         return (await fixed(LOCKSPACE_SIZE + HOST_EVENT_SIZE)) ? req : 'closed';
@@ -466,11 +475,11 @@ export class Daemon {
       case Cmd.LOOKUP_RINDEX:
       case Cmd.CREATE_RESOURCE:
       case Cmd.DELETE_RESOURCE:
-        return (await fixed(LOCKSPACE_SIZE + 64)) ? req : 'closed';
+        return (await fixed(RINDEX_SIZE + RENTRY_SIZE)) ? req : 'closed';
       case Cmd.ALIGN:
         return (await fixed(DISK_SIZE)) ? req : 'closed';
       case Cmd.KILLPATH:
-        return (await fixed(256)) ? req : 'closed';
+        return (await fixed(KILLPATH_SIZE)) ? req : 'closed';
       case Cmd.ACQUIRE: {
         if (h.data < 0 || h.data > MAX_RESOURCES) return fail(-Errno.E2BIG);
         for (let i = 0; i < h.data; i++) {
@@ -519,7 +528,7 @@ export class Daemon {
         if (typeof res === 'number') return fail(res);
         req.resources.push(res);
         const lvblen = h.length - HEADER_SIZE - RESOURCE_SIZE;
-        if (lvblen > 4096) return fail(-Errno.E2BIG);
+        if (lvblen > MAX_LVB_LEN) return fail(-Errno.E2BIG);
         if (lvblen > 0) {
           const lb = await r.read(lvblen);
           if (!lb) return 'closed';
@@ -534,20 +543,20 @@ export class Daemon {
 
   // ---------------------------------------------------------------- class A
 
-  private async classA(c: Client, h: Header): Promise<boolean> {
+  private async classA(c: Client, h: SmHeader): Promise<boolean> {
     if (h.cmd !== Cmd.VERSION && this.cfg.debugCmds & (1n << BigInt(h.cmd))) {
-      this.log.debug(`cmd_${cmdNames[h.cmd]} ${c.ci},${c.fd}`);
+      this.log.debug(`cmd_${cmdStr(h.cmd)} ${c.ci},${c.fd}`);
     }
     switch (h.cmd) {
       case Cmd.REGISTER:
         this.register(c);
         return true;
       case Cmd.VERSION:
-        c.send(encodeHeader({ magic: SM_MAGIC, version: SM_PROTO, cmd: Cmd.VERSION, cmdFlags: 0, length: HEADER_SIZE, seq: 0, data: 0, data2: VERSION_HEX }));
+        c.send(encodeVersionReply(VERSION_HEX));
         return true;
       case Cmd.RESTRICT:
         c.restricted = h.cmdFlags;
-        c.send(replyHeader(h, 0));
+        c.send(encodeReplyHeader(h, 0));
         return true;
       case Cmd.SHUTDOWN:
         this.requestShutdown(h.data !== 0, undefined);
@@ -556,12 +565,12 @@ export class Daemon {
         return false;
       case Cmd.STATUS:
         c.internalName = 'status';
-        c.sendAndClose([replyHeader(h, 0), ...this.statusRecords(h.data)]);
+        c.sendAndClose([encodeStdReply(h, 0), ...this.statusRecords(h.data)]);
         this.connectionClosed(c);
         return false;
       case Cmd.LOG_DUMP: {
         const text = this.log.dump();
-        c.sendAndClose([encodeHeader({ ...h, magic: SM_MAGIC, version: SM_PROTO, length: HEADER_SIZE, data: text.length, data2: 0 }), text]);
+        c.sendAndClose(encodeLogDumpReply(h, text));
         this.connectionClosed(c);
         return false;
       }
@@ -573,12 +582,12 @@ export class Daemon {
           return false;
         }
         if (typeof got === 'number') {
-          c.sendAndClose(replyHeader(h, got));
+          c.sendAndClose(encodeReplyHeader(h, got));
           this.connectionClosed(c);
           return false;
         }
         const handler = this.handlers.get(h.cmd);
-        const reply = handler ? await handler(got) : replyHeader(h, -Errno.EINVAL);
+        const reply = handler ? await handler(got) : encodeReplyHeader(h, -Errno.EINVAL);
         if (got.handedOver) {
           // the event channel now owns the socket: forget the slot without treating it as death
           if (reply) c.send(reply);
@@ -652,7 +661,7 @@ export class Daemon {
   }
 
   statusRecords(detail: number): Buffer[] {
-    const out: Buffer[] = [encodeState(StateType.DAEMON, 0, 0, this.hostName, this.daemonStatusText())];
+    const out: Buffer[] = [encodeStateRecord({ type: StateType.DAEMON, flags: 0, data32: 0, data64: 0, name: this.hostName }, this.daemonStatusText())];
     if (detail === 1) return out;
     for (const c of this.clients.slots) {
       if (!c) continue;
@@ -661,8 +670,8 @@ export class Daemon {
         `cmd_active=${c.cmdActive} cmd_last=${c.cmdLast} pid_dead=${c.pidDead ? 1 : 0} kill_count=${c.killCount} ` +
         `kill_last=${c.killLast} suspend=0 need_free=${c.needFree ? 1 : 0}`;
       let name = c.registered ? c.ownerName : c.internalName;
-      if (!c.registered && c.cmdActive) name = cmdNames[c.cmdActive] ?? `cmd${c.cmdActive}`;
-      out.push(encodeState(StateType.CLIENT, c.pid, 0, name, text));
+      if (!c.registered && c.cmdActive) name = cmdStr(c.cmdActive);
+      out.push(encodeStateRecord({ type: StateType.CLIENT, flags: 0, data32: c.pid, data64: 0, name }, text));
     }
     if (detail === 2) return out;
     out.push(...this.hooks.lockspaceStatus());
@@ -708,7 +717,7 @@ export class Daemon {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const w of this.shutdownWaiters) {
-      w.sendAndClose(encodeHeader({ magic: SM_MAGIC, version: SM_PROTO, cmd: 0, cmdFlags: 0, length: HEADER_SIZE, seq: 0, data: 0, data2: 0 }));
+      w.sendAndClose(encodeShutdownWaitDone());
     }
     this.shutdownWaiters = [];
     // libuv unlinks a unix socket's path when the server closes, but sanlock leaves sanlock.sock

@@ -20,7 +20,8 @@
 // encodeInquireReply, encodeGetLockspacesReply, encodeGetHostsReply, encodeReadLockspaceReply,
 // encodeReadResourceReply, encodeReadResourceOwnersReply, encodeGetLvbReply, encodeRentryReply,
 // encodeVersionReply, encodeLogDumpReply, encodeStreamHeader, encodeStateRecord,
-// encodeShutdownWaitDone. Reply decoders for clients live in src/protocol/replies.ts.
+// encodeShutdownWaitDone, and encodeReplyHeader (header only, payload appended by the caller).
+// cmdStr/cmdStrs: sanlock's lower-case command names. Reply decoders for clients live in src/protocol/replies.ts.
 import assert from 'node:assert';
 import { Errno } from '../codes.js';
 import {
@@ -52,6 +53,7 @@ import {
   RENTRY_SIZE,
   RESOURCE_SIZE,
   RINDEX_SIZE,
+  STATE_MAXSTR,
   type SanlkDisk,
   type SanlkHost,
   type SanlkHostEvent,
@@ -129,6 +131,18 @@ export function cmdName(cmd: number): string {
 
 export function isKnownCmd(cmd: number): boolean {
   return cmdNames.has(cmd);
+}
+
+/**
+ * sanlock's cmd_str() names (lower case), as the daemon logs them, as `debug_cmd` in
+ * sanlock.conf names them, and as STATUS shows an unregistered client running a command.
+ */
+export const cmdStrs: Readonly<Record<number, string>> = Object.freeze(
+  Object.fromEntries(Object.entries(Cmd).map(([k, v]) => [v, k.toLowerCase()])),
+);
+
+export function cmdStr(cmd: number): string {
+  return cmdStrs[cmd] ?? `cmd${cmd}`;
 }
 
 // ---- flag values (§4.2) ----
@@ -535,6 +549,16 @@ export function encodeStdReply(req: SmHeader, result: number): Buffer {
   return encodeHeader(stdReply(req, result));
 }
 
+/**
+ * The reply header alone, for replies whose payload the caller writes after it: data2 and
+ * length = 32 + extraLen set on top of send_result's header (the daemon's generic form of the
+ * encoders below).
+ */
+export function encodeReplyHeader(req: SmHeader, result: number, data2 = 0, extraLen = 0): Buffer {
+  assert(extraLen >= 0, 'reply payload length');
+  return encodeHeader({ ...stdReply(req, result), data2, length: HEADER_SIZE + extraLen });
+}
+
 /** INQUIRE: data2 = res_count, payload = NUL-terminated state string (omitted when null). */
 export function encodeInquireReply(req: SmHeader, result: number, count: number, state: string | null): Buffer {
   const str = state === null ? Buffer.alloc(0) : Buffer.concat([Buffer.from(state, 'latin1'), Buffer.alloc(1)]);
@@ -595,6 +619,8 @@ export function encodeStreamHeader(req: SmHeader, result: number, data2 = 0): Bu
 /** One state record: 80-byte header, str (str_len = strlen+1, NUL included), then `bin` (L or R+disks). */
 export function encodeStateRecord(st: Omit<SanlkStateHeader, 'strLen'>, str: string, bin?: Buffer): Buffer {
   const s = Buffer.concat([Buffer.from(str, 'latin1'), Buffer.alloc(1)]);
+  // sanlock's daemon builds each text in a SANLK_STATE_MAXSTR buffer; the CLI reads no more
+  assert(s.length < STATE_MAXSTR, 'state text too long');
   return Buffer.concat([encodeStateHeader({ ...st, strLen: s.length }), s, bin ?? Buffer.alloc(0)]);
 }
 

@@ -6,7 +6,7 @@
 //   interface SmHeader; encodeHeader(h) → Buffer(32); decodeHeader(buf, off?) → Decoded<SmHeader>
 //   type Decoded<T>; ok(value, size); fail(code, error)
 //   stdReply(req, result) → SmHeader   (the daemon's send_result: §2.1)
-//   makeHeader(cmd, fields); headerRejectReason(h) → reason | null (the daemon's §3.1 checks 2 and 4;
+//   makeHeader(cmd, fields); protoTooNew(h); headerRejectReason(h) → reason | null (the daemon's §3.1 checks 2 and 4;
 //   restrict/unknown cmd
 //   are checked by the caller that knows the connection and the command table)
 import { Errno } from '../codes.js';
@@ -114,8 +114,14 @@ export function stdReply(req: SmHeader, result: number): SmHeader {
  */
 export function headerRejectReason(h: SmHeader, versionCmd = 28): string | null {
   if (h.magic !== SM_MAGIC) return `magic ${h.magic.toString(16)} vs ${SM_MAGIC.toString(16)}`;
-  if (h.version !== 0 && h.cmd !== versionCmd && (h.version & 0xffff0000) >>> 0 > (SM_PROTO & 0xffff0000) >>> 0) {
-    return `version ${h.version.toString(16)} vs ${SM_PROTO.toString(16)}`;
-  }
+  if (protoTooNew(h, versionCmd)) return `version ${h.version.toString(16)} vs ${SM_PROTO.toString(16)}`;
   return null;
+}
+
+/**
+ * Rule 4 alone: a message from a client speaking a higher major protocol version is dropped
+ * (version 0 and the VERSION command itself always pass, so old clients can ask).
+ */
+export function protoTooNew(h: SmHeader, versionCmd = 28): boolean {
+  return h.version !== 0 && h.cmd !== versionCmd && (h.version & 0xffff0000) >>> 0 > (SM_PROTO & 0xffff0000) >>> 0;
 }
