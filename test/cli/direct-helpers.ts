@@ -4,8 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { runDirect } from '../../src/cli/direct.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-export const VECTORS = '/work/shared/vectors';
+export const VECTORS = VECTORS_DIR;
 
 export interface Transcript {
   argv: string[];

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { scratchDir } from '../helpers/real-sanlock.js';
 import { type OurDaemon, pyAvailable, readBytes, startOurDaemon } from './our-daemon.js';
+import { WIRE_VECTORS_DIR } from '../helpers/paths.js';
 
-const WIRE = '/work/shared/vectors/wire';
+const WIRE = WIRE_VECTORS_DIR;
 const STATELESS = [
   '09-inq_lockspace_enoent',
   '22-inquire_by_pid_esrch',

@@ -22,8 +22,9 @@ import {
 } from '../../src/ondisk/leader.js';
 import { encodeRequest, REQ_DISK_MAGIC, REQ_DISK_VERSION } from '../../src/ondisk/request.js';
 import { MemDisk } from '../../src/storage/mem-disk.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-export const VECTORS = '/work/shared/vectors';
+export const VECTORS = VECTORS_DIR;
 export const MIB = 1024 * 1024;
 
 export function loadVector(name: string): Buffer {

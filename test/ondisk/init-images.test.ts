@@ -7,8 +7,9 @@ import { geometryFor, MIB } from '../../src/ondisk/geometry.js';
 import { buildLockspaceInit, buildResourceInit, buildRindexArea, lockspaceInitBytes } from '../../src/ondisk/init.js';
 import { DELTA_DISK_MAGIC, DELTA_DISK_VERSION, decodeLeader, PAXOS_DISK_CLEAR, verifyLeader } from '../../src/ondisk/leader.js';
 import { RINDEX_LEASE_NAME } from '../../src/ondisk/rindex.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-const vector = (n: string) => gunzipSync(readFileSync(`/work/shared/vectors/${n}.img.gz`));
+const vector = (n: string) => gunzipSync(readFileSync(`${VECTORS_DIR}/${n}.img.gz`));
 
 test('lockspace init 512/1M and 4K/8M match the golden images', () => {
   assert.ok(lockspaceInitBytes({ geometry: geometryFor(512, MIB), spaceName: 'LS', ioTimeout: 10 }).equals(vector('ls_512_1M_init')));

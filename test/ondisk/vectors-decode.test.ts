@@ -11,8 +11,9 @@ import { DELTA_DISK_MAGIC, decodeLeader, leaderChecksumOk, PAXOS_DISK_CLEAR, PAX
 import { decodeLvb, lvbOffset } from '../../src/ondisk/lvb.js';
 import { decodeRequest, verifyRequest } from '../../src/ondisk/request.js';
 import { decodeRindexEntry, decodeRindexHeader, RINDEX_DISK_MAGIC, rindexEntryOffset, verifyRindexHeader } from '../../src/ondisk/rindex.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-const V = '/work/shared/vectors';
+const V = VECTORS_DIR;
 const load = (n: string) => gunzipSync(readFileSync(`${V}/${n}.img.gz`));
 
 interface Seen { delta: number; paxos: number; dblocks: number; rindex: number; cleared: number }

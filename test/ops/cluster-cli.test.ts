@@ -9,8 +9,9 @@ import { gunzipSync } from 'node:zlib';
 import { runCluster } from '../../src/cli/cluster.js';
 import type { ClusterView } from '../../src/ops/cluster-view.js';
 import { haveRealSanlock, SANLOCK_BIN, scratchDir, startRealDaemon } from '../helpers/real-sanlock.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-const VECTORS = '/work/shared/vectors';
+const VECTORS = VECTORS_DIR;
 const MIB = 1024 * 1024;
 
 interface Run {

@@ -7,8 +7,9 @@ import { gunzipSync } from 'node:zlib';
 import { autoSampleSeconds, type ClusterSource, ClusterObserver, classifyHost, type HostObservation, readClusterView } from '../../src/ops/cluster-view.js';
 import { decodeLeader, encodeLeader } from '../../src/ondisk/leader.js';
 import { MemDisk } from '../../src/storage/mem-disk.js';
+import { VECTORS_DIR } from '../helpers/paths.js';
 
-const VECTORS = '/work/shared/vectors';
+const VECTORS = VECTORS_DIR;
 
 function vectorDisk(name: string): MemDisk {
   const img = gunzipSync(readFileSync(`${VECTORS}/${name}.img.gz`));

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { HEADER_SIZE, type SmHeader, decodeHeader } from '../../src/protocol/header.js';
 import { replyPayloadSize } from '../../src/protocol/replies.js';
 import type { SanlkDisk, SanlkHost, SanlkLockspace, SanlkResource, SanlkRentry, SanlkRindex } from '../../src/protocol/structs.js';
+import { WIRE_VECTORS_DIR } from '../helpers/paths.js';
 
-export const WIRE_DIR = process.env.SANLOCK_TS_WIRE_VECTORS ?? '/work/shared/vectors/wire';
+export const WIRE_DIR = WIRE_VECTORS_DIR;
 
 export interface WireVector {
   file: string;
