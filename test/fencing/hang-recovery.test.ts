@@ -137,7 +137,7 @@ describe('fencing: storage hang and stall recovery (io_timeout 1)', { skip, conc
       // SIGTERM repeated once a second until the grace ends, never more than once a second
       const terms = log.filter((l) => new RegExp(`^${sA} kill ${hTerm.pid} sig 15 count`).test(l.msg));
       assert.ok(terms.length >= GRACE - 1 && terms.length <= GRACE + 1, `${terms.length} SIGTERMs`);
-      terms.forEach((l, i) => assert.match(l.msg, new RegExp(`count ${i + 1}$`)));
+      for (const [i, l] of terms.entries()) assert.match(l.msg, new RegExp(`count ${i + 1}$`));
       for (let i = 1; i < terms.length; i++) assert.ok(terms[i]!.t - terms[i - 1]!.t >= 1, 'at most one SIGTERM a second');
       // the killpath runs once only, with the client's args
       assert.equal(log.filter((l) => new RegExp(`kill ${hKp.pid} sig 100`).test(l.msg)).length, 1);
