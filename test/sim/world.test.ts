@@ -124,6 +124,6 @@ function bindAll(e: LeaseEngine): LeaseEngine {
 }
 
 test('sweep: real lease engine with SH and convert', async () => {
-  const failures = await sweep(1, 40, { engine: 'real', shared: true });
+  const failures = await sweep(1, 100, { engine: 'real', shared: true });
   assert.equal(failures.length, 0, report(failures));
 });
