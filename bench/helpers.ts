@@ -18,7 +18,7 @@ export const MIB = 1024 * 1024;
  * - hold LS PATH COUNT: acquires COUNT leases, prints "held", releases when stdin closes.
  * - join LS PATH: times add_lockspace (host_id 1, io_timeout 1) and rem_lockspace.
  */
-export const DRIVER_PY = String.raw`
+export const DRIVER_PY = `
 import sanlock, sys, json, time, os
 cmd, ls, path = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
 def res(i):
