@@ -687,8 +687,8 @@ export class LockspaceManager {
       return encodeReplyHeader(req.h, 0);
     }
     if (f & SETEV_CLEAR_HOSTID) {
-      // no per-host bit clearing in the lease engine yet: report it rather than pretend
-      return encodeReplyHeader(req.h, -Errno.EINVAL);
+      dl.clearRequestBit(he.hostId);
+      return encodeReplyHeader(req.h, 0);
     }
     let generation = he.generation;
     if (f & SETEV_CUR_GENERATION && generation === 0) generation = ls.hosts?.slot(he.hostId)?.generation ?? 0;

@@ -305,6 +305,11 @@ export class DeltaLease {
     this.bitSetAt.set(hostId, this.clock.monotonicSeconds());
   }
 
+  /** Stop asking `hostId` (set_event CLEAR_HOSTID): its bit leaves our next renewal. */
+  clearRequestBit(hostId: number): void {
+    this.bitSetAt.delete(hostId);
+  }
+
   /**
    * sanlock_set_event: the event goes into our next renewals; `target` is a host_id or 'all'.
    * -EBUSY when a previous event is still being announced and `replace` is not set.

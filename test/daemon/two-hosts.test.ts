@@ -118,6 +118,9 @@ describe('our daemon next to the real sanlock daemon', { skip }, () => {
     assert.match(got2, /EV \[\{'from_host_id': 1, 'from_generation': 1, 'host_id': 2, 'generation': 0, 'event': 6, 'data': 8\}/);
     // a different event while the first is still announced
     assert.match(ours.cli(['client', 'set_event', '-s', 'LS', '-i', '2', '-e', '9', '-d', '8']).stdout, /set_event done -16\n$/);
+    // CLEAR_HOSTID stops asking host 2 (sanlock resets that host's bit time; no error)
+    const clr = py(ours.env, 'sanlock.set_event(b"LS", 2, 0, 0, 0, flags=sanlock.SETEV_CLEAR_HOSTID)\nprint("CLEARED")');
+    assert.match(clr.stdout, /CLEARED/, clr.stderr);
   });
 
   test('acquires in parallel while status keeps answering', async () => {

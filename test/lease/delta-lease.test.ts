@@ -221,3 +221,17 @@ test('bitmap bits expire after set_bitmap_seconds; event fields persist', async 
   await dl.renew();
   assert.equal(decodeLeader(disk.bytes, 2 * 512).writeGeneration, 0);
 });
+
+test('set_event CLEAR_HOSTID: clearing one host bit drops it from the next renewal, others stay', async () => {
+  const clock = new ManualClock(100);
+  const disk = new MemDisk('ls', MIB, 512, lockspaceImage('LS'));
+  const dl = new DeltaLease({ disk, offset: 0, spaceName: 'LS', hostId: 3, hostName: 'a', ioTimeout: 1, clock });
+  await dl.acquire();
+  dl.setRequestBit(7);
+  dl.setRequestBit(9);
+  await dl.renew();
+  assert.deepEqual(bitmapHostIds(disk.bytes, 2 * 512 + 256), [7, 9]);
+  dl.clearRequestBit(7);
+  await dl.renew();
+  assert.deepEqual(bitmapHostIds(disk.bytes, 2 * 512 + 256), [9]);
+});
