@@ -50,16 +50,21 @@
 import assert from 'node:assert/strict';
 import { SanlkCode, SanlockError } from '../codes.js';
 import {
+  DBLOCK_CHECKSUM_LEN,
   DBLOCK_FL_RELEASED,
+  DBLOCK_SIZE,
   type Dblock,
   dblockValid,
   decodeDblock,
   decodeModeBlock,
   emptyDblock,
   hostSector,
+  MBLOCK_OFFSET,
   MBLOCK_SHARED,
   type ModeBlock,
 } from '../ondisk/dblock.js';
+import { sanlockChecksum } from '../ondisk/checksum.js';
+import { readU64 } from '../ondisk/fields.js';
 import { type Geometry, geometryFor, geometryFromLeader, LVB_SECTOR } from '../ondisk/geometry.js';
 import {
   decodeLeader,
@@ -175,6 +180,40 @@ export interface BallotResult {
   inp3: number;
   /** host_ids (≠ us) whose mode block was SHARED in the last read of the ballot */
   sharedHolders: number[];
+}
+
+/** Zeros to compare dblock-area ranges against natively (a whole range of never-written hosts). */
+const ZERO_CHUNK = Buffer.alloc(32768);
+
+/** True when the checksummed part of the dblock (and its checksum) is zero: sanlock's "never written", valid. */
+function dblockBodyZero(b: Buffer, off: number): boolean {
+  for (let i = 0; i < DBLOCK_SIZE - 4; i += 4) if (b.readUInt32LE(off + i) !== 0) return false;
+  return true;
+}
+
+function zeroChunkSectors(ss: number): number {
+  return Math.max(1, Math.floor(ZERO_CHUNK.length / ss));
+}
+
+/**
+ * Per disk (undefined where the read failed), which chunks of sectors [first, end) are all zero:
+ * map[i] === 1 for sectors first + i·chunk … Undefined when no disk was read.
+ */
+function zeroChunkMaps(bufs: (Buffer | undefined)[], first: number, end: number, ss: number): (Uint8Array | undefined)[] | undefined {
+  if (!bufs.some((b) => b !== undefined)) return undefined;
+  const per = zeroChunkSectors(ss);
+  return bufs.map((b) => {
+    if (!b) return undefined;
+    const n = Math.ceil(Math.max(0, end - first) / per);
+    const map = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const s = first + i * per;
+      const e = Math.min(s + per, end);
+      assert.ok(e * ss <= b.length, 'lease area read short');
+      map[i] = b.compare(ZERO_CHUNK, 0, (e - s) * ss, s * ss, e * ss) === 0 ? 1 : 0;
+    }
+    return map;
+  });
 }
 
 function roundupPow2(v: number): number {
@@ -363,9 +402,19 @@ export class PaxosLease {
       const modes: ModeBlock[] = [];
       let maxMbal = 0;
       let ownAccepted: Dblock | undefined;
+      // Hosts that never wrote leave whole zero ranges: a sector zero on every disk decodes to
+      // the zero dblock and a non-SHARED mode block, so it is produced without decoding.
+      const zeroChunks = zeroChunkMaps(bufs, 2, numHosts + 2, g.sectorSize);
+      const chunkSectors = zeroChunkSectors(g.sectorSize);
       for (let q = 0; q < numHosts; q++) {
         let best: Dblock | undefined;
         let mode: ModeBlock = { flags: 0, generation: 0 };
+        const chunk = Math.floor(q / chunkSectors);
+        if (zeroChunks !== undefined && zeroChunks.every((z) => z === undefined || z[chunk] === 1)) {
+          dblocks.push({ mbal: 0, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: 0, checksum: 0, flags: 0 } as Dblock);
+          modes.push(mode);
+          continue;
+        }
         for (const b of bufs) {
           if (!b) continue;
           const off = (2 + q) * g.sectorSize;
@@ -475,48 +524,78 @@ export class PaxosLease {
   private async ballotRead(numHosts: number, nextLver: number, ourMbal: number): Promise<{ bkMax: Dblock | undefined; shared: number[] }> {
     const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
     const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
-    // Every mode block is noted before any abort below: the SH-holder check after a grant
-    // (possibly one committed by another host) relies on what even an aborted ballot read.
-    const shared = this.noteSharedModes(bufs, numHosts, sectors);
-    let bkMax: Dblock | undefined;
-    for (const b of bufs) {
-      if (!b) continue;
-      for (let q = 0; q < numHosts && 2 + q < sectors; q++) {
-        const off = (2 + q) * this.ss;
-        if (!dblockValid(b, off)) continue;
-        const bk = decodeDblock(b, off);
-        if (bk.lver < nextLver) continue;
-        if (bk.lver > nextLver) throw new SanlockError(SanlkCode.SANLK_DBLOCK_LVER, `dblock ${q + 1} lver ${bk.lver} > ${nextLver}`);
-        if (bk.mbal > ourMbal && !this.host.bugs?.ignoreMbalAbort) {
-          throw new SanlockError(SanlkCode.SANLK_DBLOCK_MBAL, `dblock ${q + 1} mbal ${bk.mbal} > ${ourMbal}`);
-        }
-        if (bk.inp === 0 || bk.bal === 0) continue;
-        if (!bkMax || bk.bal > bkMax.bal) bkMax = bk;
-      }
-    }
-    return { bkMax, shared };
+    const scan = this.scanDblockArea(bufs, numHosts, sectors, nextLver, ourMbal);
+    // Every mode block is noted before any abort: the SH-holder check after a grant (possibly
+    // one committed by another host) relies on what even an aborted ballot read.
+    if (scan.abort) throw scan.abort;
+    return { bkMax: scan.bkMax, shared: scan.shared };
   }
 
-  /** Other hosts whose mode block is SHARED in `bufs` (sector 0 = leader); adds them to seenShared. */
-  private noteSharedModes(bufs: (Buffer | undefined)[], numHosts: number, sectors: number): number[] {
+  /**
+   * One pass over the dblock area of every disk (sector 0 = leader) doing the work of the
+   * ballot's checks and of the mode-block notes together. Mode blocks of other hosts that are
+   * SHARED go into seenShared (and `shared`), in every sector, even after an abort condition
+   * was found. With `nextLver` undefined only the notes are taken. `abort` is the error the
+   * ballot must throw: the first one in (disk, host) order, as a loop that stops there finds.
+   *
+   * Almost all of a 2000-host area is zero (hosts that never wrote). A zero dblock is valid and
+   * decodes to lver 0, mbal 0, inp 0: it can neither abort nor carry a value, so zero ranges are
+   * skipped with one native compare, and a sector whose dblock is zero only has its mode block
+   * looked at. Nothing is allocated per sector.
+   */
+  private scanDblockArea(
+    bufs: (Buffer | undefined)[],
+    numHosts: number,
+    sectors: number,
+    nextLver: number | undefined,
+    ourMbal: number,
+  ): { bkMax: Dblock | undefined; shared: number[]; abort: SanlockError | undefined } {
+    const ss = this.ss;
+    const end = Math.min(numHosts + 2, sectors);
+    const chunkSectors = Math.max(1, Math.floor(ZERO_CHUNK.length / ss));
     const shared = new Set<number>();
+    let bkMax: Dblock | undefined;
+    let abort: SanlockError | undefined;
     for (const b of bufs) {
       if (!b) continue;
-      for (let q = 0; q < numHosts && 2 + q < sectors; q++) {
-        const off = (2 + q) * this.ss;
-        if (q + 1 === this.hostId || !dblockValid(b, off)) continue;
-        if (decodeModeBlock(b, off).flags & MBLOCK_SHARED) shared.add(q + 1);
+      assert.ok(b.length >= end * ss, 'dblock area read short');
+      for (let c = 2; c < end; c += chunkSectors) {
+        const cEnd = Math.min(c + chunkSectors, end);
+        if (b.compare(ZERO_CHUNK, 0, (cEnd - c) * ss, c * ss, cEnd * ss) === 0) continue;
+        for (let s = c; s < cEnd; s++) {
+          const off = s * ss;
+          const host = s - 1;
+          if (!dblockBodyZero(b, off)) {
+            if (sanlockChecksum(b, off, off + DBLOCK_CHECKSUM_LEN) !== b.readUInt32LE(off + 48)) continue;
+            if (nextLver !== undefined && abort === undefined) {
+              const lver = readU64(b, off + 40);
+              if (lver > nextLver) {
+                abort = new SanlockError(SanlkCode.SANLK_DBLOCK_LVER, `dblock ${host} lver ${lver} > ${nextLver}`);
+              } else if (lver === nextLver) {
+                const mbal = readU64(b, off);
+                if (mbal > ourMbal && !this.host.bugs?.ignoreMbalAbort) {
+                  abort = new SanlockError(SanlkCode.SANLK_DBLOCK_MBAL, `dblock ${host} mbal ${mbal} > ${ourMbal}`);
+                } else {
+                  const bal = readU64(b, off + 8);
+                  const inp = readU64(b, off + 16);
+                  if (inp !== 0 && bal !== 0 && (!bkMax || bal > bkMax.bal)) bkMax = decodeDblock(b, off);
+                }
+              }
+            }
+          }
+          if (host !== this.hostId && b.readUInt32LE(off + MBLOCK_OFFSET) & MBLOCK_SHARED) shared.add(host);
+        }
       }
     }
     for (const h of shared) this.seenShared.add(h);
-    return [...shared].sort((a, b) => a - b);
+    return { bkMax, shared: [...shared].sort((a, b) => a - b), abort };
   }
 
   /** The dblock area as a ballot reads it, for its mode blocks only. */
   private async readSharedModes(numHosts: number): Promise<void> {
     const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
     const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
-    this.noteSharedModes(bufs, numHosts, sectors);
+    this.scanDblockArea(bufs, numHosts, sectors, undefined, 0);
   }
 
   private grant(l: Leader, byOther: boolean): Leader {
