@@ -1,0 +1,38 @@
+// `npm run fuzz -- --count N --seed S [--connections C]`: starts our daemon with a lockspace and
+// a lease-holding python client, fuzzes it, checks it the way daemon-fuzz.test.ts does, and
+// exits 1 (printing the seed) on any failure.
+import assert from 'node:assert/strict';
+import { parseArgs } from 'node:util';
+import { fuzzWithHarness, holderInquire, leaderOwner, startHarness, statusProbe } from './harness.js';
+
+const { values } = parseArgs({
+  options: { count: { type: 'string', default: '10000' }, seed: { type: 'string' }, connections: { type: 'string', default: '6' } },
+});
+const count = Number(values.count);
+const seed = values.seed !== undefined ? Number(values.seed) : (Date.now() ^ (process.pid << 8)) | 0;
+const connections = Number(values.connections);
+assert.ok(Number.isInteger(count) && count > 0, '--count must be a positive integer');
+assert.ok(Number.isInteger(seed), '--seed must be an integer');
+
+console.log(`fuzz: seed ${seed}, ${count} messages, ${connections} connections`);
+const h = await startHarness('fuzz-main');
+let failed = false;
+try {
+  const inqBefore = await holderInquire(h);
+  assert.match(inqBefore, /^INQ \[\(b'FUZZKEEP', b'KEEP_EX', \d+\), \(b'FUZZKEEP', b'KEEP_SH', \d+\)\]$/);
+  const r = await fuzzWithHarness(h, count, seed, connections, inqBefore);
+  console.log(JSON.stringify(r));
+  console.log(`throughput ${Math.round((r.sent * 1000) / r.elapsedMs)} msg/s; RSS start ${r.rssStartKiB} KiB, warm ${r.rssWarmKiB}, end ${r.rssEndKiB}; max status latency ${r.maxProbeMs} ms`);
+  assert.equal(h.d.proc.exitCode, null, 'daemon exited');
+  await statusProbe(h);
+  const inq = await holderInquire(h);
+  assert.equal(inq, inqBefore, 'holder inquire changed');
+  assert.equal(leaderOwner(h.leases, 0), 1);
+} catch (e) {
+  failed = true;
+  console.error(`FUZZ FAILED with seed ${seed} (rerun: npm run fuzz -- --count ${count} --seed ${seed})`);
+  console.error(e);
+} finally {
+  await h.stop();
+}
+process.exit(failed ? 1 : 0);
