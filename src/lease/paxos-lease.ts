@@ -410,7 +410,7 @@ export class PaxosLease {
         let best: Dblock | undefined;
         let mode: ModeBlock = { flags: 0, generation: 0 };
         const chunk = Math.floor(q / chunkSectors);
-        if (zeroChunks !== undefined && zeroChunks.every((z) => z === undefined || z[chunk] === 1)) {
+        if (zeroChunks?.every((z) => z === undefined || z[chunk] === 1)) {
           dblocks.push({ mbal: 0, bal: 0, inp: 0, inp2: 0, inp3: 0, lver: 0, checksum: 0, flags: 0 } as Dblock);
           modes.push(mode);
           continue;
