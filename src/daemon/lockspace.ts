@@ -21,7 +21,15 @@ import { monotime, systemClock } from './clock.js';
 import type { Daemon, Request } from './server.js';
 import { createWatchdog, type LockspaceWatchdog, watchdogModeFor } from './watchdog/watchdog.js';
 import {
+  AddLsFlag,
+  alignFlagToSize,
   Cmd,
+  InqLsFlag,
+  LsFlag,
+  RemLsFlag,
+  SetEventFlag,
+  sectorFlagToSize,
+  sectorSizeToFlag,
   encodeGetHostsReply,
   encodeGetLockspacesReply,
   encodeReadLockspaceReply,
@@ -32,17 +40,6 @@ import {
 import { requestHostEvent, requestLockspace } from '../protocol/request-structs.js';
 import { encodeEventCb, encodeLockspace, LOCKSPACE_SIZE, type SanlkLockspace, StateType } from '../protocol/structs.js';
 
-export const LSF_ADD = 0x1;
-export const LSF_REM = 0x2;
-const ADD_ASYNC = 0x1;
-const REM_ASYNC = 0x1;
-const REM_UNUSED = 0x2;
-const INQ_WAIT = 0x1;
-const SETEV_CUR_GENERATION = 0x1;
-const SETEV_CLEAR_HOSTID = 0x2;
-const SETEV_CLEAR_EVENT = 0x4;
-const SETEV_REPLACE_EVENT = 0x8;
-const SETEV_ALL_HOSTS = 0x10;
 const MAX_EVENT_FDS = 32;
 const EVENT_BACKLOG_MAX = 64 * 1024;
 const KILL_COUNT_MAX = 100;
@@ -228,7 +225,7 @@ export class LockspaceManager {
     this.spaces.push(ls);
     this.log.warn(`s${ls.spaceId} lockspace ${ls.name}:${ls.hostId}:${ls.path}:${ls.offset}`);
     void this.join(ls);
-    if (h.cmdFlags & ADD_ASYNC) return encodeReplyHeader(h, 0);
+    if (h.cmdFlags & AddLsFlag.ASYNC) return encodeReplyHeader(h, 0);
     const rv = await ls.joined;
     this.log.debug(`cmd_add_lockspace ${req.client.ci},${req.client.fd} done ${rv}`);
     return encodeReplyHeader(h, rv);
@@ -470,7 +467,7 @@ export class LockspaceManager {
     const w = requestLockspace(req.payload);
     const ls = this.spaces.find((s) => s.matches(w));
     if (!ls) return encodeReplyHeader(h, -Errno.ENOENT);
-    if (h.cmdFlags & REM_UNUSED && this.resources.hasResources(ls.name)) return encodeReplyHeader(h, -Errno.EBUSY);
+    if (h.cmdFlags & RemLsFlag.UNUSED && this.resources.hasResources(ls.name)) return encodeReplyHeader(h, -Errno.EBUSY);
     if (ls.list === 'rem' || ls.removeRequested) return encodeReplyHeader(h, -Errno.EINPROGRESS);
     if (ls.list === 'add') {
       ls.removeRequested = true;
@@ -478,7 +475,7 @@ export class LockspaceManager {
       return encodeReplyHeader(h, 0);
     }
     this.requestRemove(ls);
-    if (h.cmdFlags & REM_ASYNC) return encodeReplyHeader(h, 0);
+    if (h.cmdFlags & RemLsFlag.ASYNC) return encodeReplyHeader(h, 0);
     await ls.freed;
     this.log.debug(`cmd_rem_lockspace ${req.client.ci},${req.client.fd} done 0`);
     return encodeReplyHeader(h, 0);
@@ -548,7 +545,7 @@ export class LockspaceManager {
     };
     return (async () => {
       let rv = check();
-      while (rv === -Errno.EINPROGRESS && h.cmdFlags & INQ_WAIT) {
+      while (rv === -Errno.EINPROGRESS && h.cmdFlags & InqLsFlag.WAIT) {
         await systemClock.sleep(1000);
         rv = check();
       }
@@ -558,7 +555,7 @@ export class LockspaceManager {
 
   getLockspaces(req: Request): Buffer[] {
     const order = [...this.spaces.filter((s) => s.list === 'spaces'), ...this.spaces.filter((s) => s.list === 'add'), ...this.spaces.filter((s) => s.list === 'rem')];
-    const list = order.map((s) => s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0));
+    const list = order.map((s) => s.wire(s.list === 'add' ? LsFlag.ADD : s.list === 'rem' ? LsFlag.REM : 0));
     return [encodeGetLockspacesReply(req.h, 0, list)];
   }
 
@@ -624,7 +621,7 @@ export class LockspaceManager {
         `renewal_read_extend_sec=${this.daemon.cfg.renewalReadExtendSec ?? s.ioTimeout} set_max_sectors_kb=0 corrupt_result=${s.corruptResult} ` +
         `acquire_last_result=${s.acquireLastResult} renewal_last_result=${s.renewalLastResult} acquire_last_attempt=${s.acquireLastAttempt} ` +
         `acquire_last_success=${s.acquireLastSuccess} renewal_last_attempt=${s.renewalLastAttempt} renewal_last_success=${s.renewalLastSuccess}`;
-      out.push(encodeStateRecord({ type: StateType.LOCKSPACE, flags: 0, data32: 0, data64: s.hostId, name: s.name }, text, encodeLockspace(s.wire(s.list === 'add' ? LSF_ADD : s.list === 'rem' ? LSF_REM : 0))));
+      out.push(encodeStateRecord({ type: StateType.LOCKSPACE, flags: 0, data32: 0, data64: s.hostId, name: s.name }, text, encodeLockspace(s.wire(s.list === 'add' ? LsFlag.ADD : s.list === 'rem' ? LsFlag.REM : 0))));
     }
     return out;
   }
@@ -679,22 +676,22 @@ export class LockspaceManager {
     const he = requestHostEvent(req.payload, LOCKSPACE_SIZE);
     const f = req.h.cmdFlags;
     const ls = this.findJoined(w.name);
-    if (!(f & SETEV_ALL_HOSTS) && (he.hostId === 0 || he.hostId > 2000 || (ls && he.hostId > ls.maxHosts))) return encodeReplyHeader(req.h, -Errno.EINVAL);
+    if (!(f & SetEventFlag.ALL_HOSTS) && (he.hostId === 0 || he.hostId > 2000 || (ls && he.hostId > ls.maxHosts))) return encodeReplyHeader(req.h, -Errno.EINVAL);
     if (!ls?.delta) return encodeReplyHeader(req.h, -Errno.ENOENT);
     const dl = ls.delta;
-    if (f & SETEV_CLEAR_EVENT) {
+    if (f & SetEventFlag.CLEAR_EVENT) {
       dl.clearEvent();
       return encodeReplyHeader(req.h, 0);
     }
-    if (f & SETEV_CLEAR_HOSTID) {
+    if (f & SetEventFlag.CLEAR_HOSTID) {
       dl.clearRequestBit(he.hostId);
       return encodeReplyHeader(req.h, 0);
     }
     let generation = he.generation;
-    if (f & SETEV_CUR_GENERATION && generation === 0) generation = ls.hosts?.slot(he.hostId)?.generation ?? 0;
+    if (f & SetEventFlag.CUR_GENERATION && generation === 0) generation = ls.hosts?.slot(he.hostId)?.generation ?? 0;
     try {
-      const replace = (f & SETEV_REPLACE_EVENT) !== 0 || dl.event.event === he.event;
-      dl.setEvent(f & SETEV_ALL_HOSTS ? 'all' : he.hostId, { generation, event: he.event, data: he.data }, { replace });
+      const replace = (f & SetEventFlag.REPLACE_EVENT) !== 0 || dl.event.event === he.event;
+      dl.setEvent(f & SetEventFlag.ALL_HOSTS ? 'all' : he.hostId, { generation, event: he.event, data: he.data }, { replace });
     } catch (err) {
       return encodeReplyHeader(req.h, errorCode(err));
     }
@@ -725,7 +722,8 @@ export class LockspaceManager {
       if (l0.magic !== DELTA_DISK_MAGIC) return out(SanlkCode.SANLK_LEADER_MAGIC);
       let geom: Geometry;
       try {
-        geom = g ?? (l0.flags & 0xf0 ? geometryFromFlags(l0.sectorSize, l0.flags) : defaultGeometry(l0.sectorSize));
+        const leaderAlign = alignFlagToSize(l0.flags);
+        geom = g ?? (leaderAlign ? geometryFor(l0.sectorSize, leaderAlign) : defaultGeometry(l0.sectorSize));
       } catch (e) {
         return out(errorCode(e));
       }
@@ -735,7 +733,7 @@ export class LockspaceManager {
       const rv = verifyLeader(sec, 0, { magic: DELTA_DISK_MAGIC, version: DELTA_DISK_VERSION, spaceName: w.name || undefined });
       const l = decodeLeader(sec, 0);
       if (rv < 0) return out(rv);
-      const flags = geom.leaderAlignFlag | (geom.sectorSize === 4096 ? 0x200 : 0x100);
+      const flags = geom.leaderAlignFlag | sectorSizeToFlag(geom.sectorSize);
       return out(0, l.ioTimeout, { name: l.spaceName, hostId, flags, hostIdDisk: w.hostIdDisk });
     } finally {
       await ctx.close().catch(() => {});
@@ -791,19 +789,12 @@ export class LockspaceManager {
 
 /** Geometry from SANLK_LSF/RES ALIGN*|SECTOR* flags, undefined when neither is set. */
 export function sizeFlags(flags: number): ReturnType<typeof geometryFor> | undefined {
-  const sector = flags & 0x100 ? 512 : flags & 0x200 ? 4096 : 0;
-  const alignBits = flags & 0xf0;
-  const align = alignBits === 0x10 ? 1 : alignBits === 0x20 ? 2 : alignBits === 0x40 ? 4 : alignBits === 0x80 ? 8 : 0;
+  const sector = sectorFlagToSize(flags);
+  const align = alignFlagToSize(flags);
   if (!sector && !align) return undefined;
-  if (sector && !align) return defaultGeometry(sector);
-  if (!sector) return geometryFor(align === 1 ? 512 : 4096, align * 1024 * 1024);
-  return geometryFor(sector, align * 1024 * 1024);
-}
-
-function geometryFromFlags(sectorSize: number, flags: number): ReturnType<typeof geometryFor> {
-  const a = flags & 0xf0;
-  const mib = a === 0x10 ? 1 : a === 0x20 ? 2 : a === 0x40 ? 4 : 8;
-  return geometryFor(sectorSize, mib * 1024 * 1024);
+  if (!align) return defaultGeometry(sector);
+  // align without sector: 1M alignment only fits 512-byte sectors, the larger ones imply 4K
+  return geometryFor(sector || (align === 1024 * 1024 ? 512 : 4096), align);
 }
 
 export function installLockspaces(daemon: Daemon): LockspaceManager {

@@ -22,6 +22,8 @@ import { type Lockspace, type LockspaceManager, sizeFlags } from './lockspace.js
 import type { Daemon, Request } from './server.js';
 import {
   AcquireFlag,
+  alignFlagToSize,
+  alignSizeToFlag,
   Cmd,
   encodeGetLvbReply,
   encodeInquireReply,
@@ -33,6 +35,7 @@ import {
   ReleaseFlag,
   RequestFlag,
   ResFlag,
+  sectorSizeToFlag,
   WriteResFlag,
 } from '../protocol/commands.js';
 import { requestKillpath, requestOptions } from '../protocol/request-structs.js';
@@ -251,7 +254,7 @@ export class ResourceManager {
   // ------------------------------------------------------------ release
 
   /** Drops one token; the lease is released on disk when it was the last local holder. */
-  private async releaseToken(t: Token): Promise<number> {
+  private async releaseToken(t: Token, renameTo?: string): Promise<number> {
     const res = t.res;
     if (t.client) {
       const list = this.tokensOf(t.client);
@@ -265,7 +268,7 @@ export class ResourceManager {
     const i = res.tokens.indexOf(t);
     if (i >= 0) res.tokens.splice(i, 1);
     if (res.tokens.length > 0) return 0;
-    return this.releaseResource(res);
+    return this.releaseResource(res, false, renameTo);
   }
 
   /**
@@ -273,7 +276,7 @@ export class ResourceManager {
    * lockspace was killing pids (failure or rem_lockspace): the token is space-dead and freed
    * without I/O, so the lease stays owned on disk (daemon.md §4).
    */
-  private async releaseResource(res: Resource, killed = false): Promise<number> {
+  private async releaseResource(res: Resource, killed = false, renameTo?: string): Promise<number> {
     res.list = 'rem';
     if (res.ls.spaceDead || res.ls.list === 'rem' || (killed && res.ls.killingPids)) {
       // lockspace lost or going away: the lease is abandoned, never written (daemon.md §4)
@@ -284,7 +287,7 @@ export class ResourceManager {
     for (let attempt = 0; ; attempt++) {
       try {
         if (res.lease.shHeld) await releaseSh(res.lease);
-        else await res.lease.release();
+        else await res.lease.release({ renameTo });
         this.resources.delete(res.key);
         return 0;
       } catch (err) {
@@ -326,6 +329,15 @@ export class ResourceManager {
       }
       return encodeReplyHeader(h, rv);
     }
+    if (h.cmdFlags & ReleaseFlag.RENAME) {
+      // two R: the first names the lease to release, the second only carries its new name,
+      // written into the freed leader (sanlock's cmd_release reads exactly two)
+      const [wr, nw] = req.resources;
+      if (!wr || !nw) return encodeReplyHeader(h, -Errno.ENOTCONN);
+      const t = mine.find((x) => x.res.ls.name === wr.lockspaceName && x.res.name === wr.name);
+      if (!t) return encodeReplyHeader(h, -1);
+      return encodeReplyHeader(h, await this.releaseToken(t, nw.name));
+    }
     let rv = 0;
     for (const wr of req.resources) {
       const t = mine.find((x) => x.res.ls.name === wr.lockspaceName && x.res.name === wr.name);
@@ -364,6 +376,9 @@ export class ResourceManager {
   async inquire(req: Request): Promise<Buffer[]> {
     const target = req.target;
     assert(target);
+    // the target's connection closed after this command was accepted for it: its tokens are
+    // about to be released, so there is no state to report (sanlock's cmd_inquire)
+    if (target.pidDead) return [encodeInquireReply(req.h, -Errno.ESTALE, 0, null)];
     const mine = this.tokensOf(target);
     if (mine.length === 0) return [encodeInquireReply(req.h, 0, 0, null)];
     const strs = mine.map((t) => resourceString(t.res, t.res.shared));
@@ -558,8 +573,7 @@ export class ResourceManager {
         if (l.magic !== PAXOS_DISK_MAGIC) return out(SanlkCode.SANLK_LEADER_MAGIC, wr);
         if (wr.lockspaceName && l.spaceName !== wr.lockspaceName) return out(SanlkCode.SANLK_LEADER_LOCKSPACE, wr);
         if (wr.name && l.resourceName !== wr.name) return out(SanlkCode.SANLK_LEADER_RESOURCE, wr);
-        const alignFlag = l.flags & 0xf0;
-        const flags = alignFlag | (l.sectorSize === 4096 ? 0x200 : 0x100);
+        const flags = alignSizeToFlag(alignFlagToSize(l.flags)) | sectorSizeToFlag(l.sectorSize === 4096 ? 4096 : 512);
         const r: SanlkResource = { ...wr, lockspaceName: l.spaceName, name: l.resourceName, lver: l.lver, flags };
         if (!owners) return out(0, r);
         const lease = new PaxosLease(

@@ -798,9 +798,10 @@ export class PaxosLease {
 
   /**
    * Frees the leader if we are still its writer and owner (§3.4 step 3). Used by release and by
-   * the SH paths. `expect` is the leader we believe we hold.
+   * the SH paths. `expect` is the leader we believe we hold. `renameTo` (SANLK_REL_RENAME):
+   * the freed leader carries this resource name instead, in the same single write.
    */
-  async releaseLeader(expect: Leader | undefined): Promise<void> {
+  async releaseLeader(expect: Leader | undefined, renameTo?: string): Promise<void> {
     const { leader: l, raw } = await this.readLeader();
     if (l.writeId !== this.hostId) return;
     if (expect && l.lver !== expect.lver) {
@@ -810,12 +811,13 @@ export class PaxosLease {
       (expect && !raw.equals(leaderRawOf(expect)))) {
       throw new SanlockError(SanlkCode.SANLK_RELEASE_OWNER, `release: leader owner ${l.ownerId}/${l.ownerGeneration} ts ${l.timestamp}`);
     }
-    await this.writeFreedLeader(l);
+    await this.writeFreedLeader(l, renameTo);
   }
 
-  private async writeFreedLeader(l: Leader): Promise<void> {
+  private async writeFreedLeader(l: Leader, renameTo?: string): Promise<void> {
     const nl: Leader = {
       ...l,
+      resourceName: renameTo ?? l.resourceName,
       timestamp: 0,
       writeId: this.hostId,
       writeGeneration: this.generation,
@@ -833,7 +835,7 @@ export class PaxosLease {
    * when we hold SH as well (a failed SH→EX convert), zero otherwise: releasing EX never drops
    * an SH hold. When the leader part fails, needRetract is left set so a retry can finish.
    */
-  async release(): Promise<void> {
+  async release(opts: { renameTo?: string } = {}): Promise<void> {
     if (!this.held && !this.needRetract) return;
     if (this.held && this.lvbDirty) await this.writeLvb();
     const mode: ModeBlock = this.shHeld ? { flags: MBLOCK_SHARED, generation: this.generation } : { flags: 0, generation: 0 };
@@ -846,7 +848,7 @@ export class PaxosLease {
     this.leader = undefined;
     this.needRetract = false;
     try {
-      if (expect) await this.releaseLeader(expect);
+      if (expect) await this.releaseLeader(expect, opts.renameTo);
       else await this.retractLeader();
     } catch (e) {
       // -250/-251: the leader moved on without us, nothing of ours is left to free there.
