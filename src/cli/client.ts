@@ -7,6 +7,8 @@ import { constants as osConstants } from 'node:os';
 import {
   AcquireFlag,
   Cmd,
+  ForceMode,
+  RequestFlag,
   ConfigCmd,
   LsFlag,
   ReleaseFlag,
@@ -42,6 +44,9 @@ import {
 } from './args.js';
 import { USAGE_TEXT } from './usage.js';
 import { MAX_SORT_ENTRIES, formatHostStatus, formatStatus } from './client-output.js';
+import { retryWhileBusy } from '../client/wait.js';
+import { explain, formatExplained } from '../lease/explain.js';
+import { deltaAcquireHeldWait, deltaShortDelay } from '../lease/timeouts.js';
 
 export interface ClientEnv {
   /** stdout (latin1 byte string) */
@@ -50,6 +55,48 @@ export interface ClientEnv {
   runDir?: string;
   /** whether stdout is a terminal (the `command` action's lines are lost otherwise) */
   isTTY?: boolean;
+  /** stderr (explanations, progress); default process.stderr */
+  writeErr?(s: string): void;
+  /** whether stderr is a terminal: explanations and add_lockspace progress are shown then */
+  errIsTTY?: boolean;
+}
+
+/**
+ * Our own options, not sanlock's: taken out before sanlock's parser sees the arguments so that
+ * everything else parses (and prints) exactly as sanlock 3.8.5 does.
+ *   --explain         explain a failing result on stderr (default: only when stderr is a TTY)
+ *   --wait SECONDS    acquire: retry while the lease is busy, up to SECONDS
+ *   --request MODE    with --wait: ask the holder to release first (graceful|force)
+ *   --progress        add_lockspace: say on stderr what is being waited for (default on a TTY)
+ *   --json            add_lockspace: stdout is one JSON object {result, seconds, lockspace}
+ */
+export interface ExtraOptions {
+  explain: boolean;
+  wait?: number;
+  request?: 'graceful' | 'force';
+  progress: boolean;
+  json: boolean;
+}
+
+export function takeExtraOptions(args: string[]): { rest: string[]; extra: ExtraOptions } | { error: string } {
+  const extra: ExtraOptions = { explain: false, progress: false, json: false };
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--explain') extra.explain = true;
+    else if (a === '--progress') extra.progress = true;
+    else if (a === '--json') extra.json = true;
+    else if (a === '--wait') {
+      const v = Number(args[++i]);
+      if (!(v >= 0) || !Number.isFinite(v)) return { error: `--wait needs a number of seconds` };
+      extra.wait = v;
+    } else if (a === '--request') {
+      const v = args[++i];
+      if (v !== 'graceful' && v !== 'force') return { error: '--request needs graceful or force' };
+      extra.request = v;
+    } else rest.push(a);
+  }
+  return { rest, extra };
 }
 
 const ACTIONS = new Set([
@@ -94,6 +141,10 @@ function defaultEnv(): ClientEnv {
       process.stdout.write(Buffer.from(s, 'latin1'));
     },
     isTTY: Boolean(process.stdout.isTTY),
+    writeErr(s) {
+      process.stderr.write(s);
+    },
+    errIsTTY: Boolean(process.stderr.isTTY),
   };
 }
 
@@ -140,12 +191,12 @@ function rindexStruct(o: SanlockOptions, withSizes: boolean): SanlkRindex {
 }
 
 /** libsanlock's "rv": the reply's result, or the -errno of a failed connect/send. */
-async function rvOf(p: Promise<Reply | null>): Promise<{ rv: number; rep: Reply | null }> {
+async function rvOf(p: Promise<Reply | null>): Promise<{ rv: number; rep: Reply | null; noDaemon?: boolean }> {
   try {
     const rep = await p;
     return { rv: rep ? rep.result : 0, rep };
   } catch (e) {
-    if (e instanceof SanlockClientError) return { rv: e.code, rep: null };
+    if (e instanceof SanlockClientError) return { rv: e.code, rep: null, noDaemon: e.op === 'connect' };
     throw e;
   }
 }
@@ -154,6 +205,40 @@ const hex = (v: bigint) => v.toString(16);
 
 export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}): Promise<number> {
   const env: ClientEnv = { ...defaultEnv(), ...envIn };
+  const taken = takeExtraOptions(args);
+  if ('error' in taken) {
+    env.writeErr?.(`${taken.error}\n`);
+    return 1;
+  }
+  const extra = taken.extra;
+  const last: { rv: number; noDaemon?: boolean } = { rv: 0 };
+  const code = await runSanlockAction(taken.rest, env, extra, last);
+  // After sanlock's own lines: its stdout stays byte-identical, the explanation goes to stderr.
+  if (code !== 0 && last.rv < 0 && (extra.explain || env.errIsTTY)) {
+    const o = lastOptions.o;
+    const ctx = {
+      operation: taken.rest[0],
+      lockspace: o?.lockspace?.name || o?.resources[0]?.lockspaceName || undefined,
+      resource: o?.resources[0]?.name || undefined,
+      hostId: o?.lockspace?.hostId || undefined,
+      pid: o && o.pid > 0 ? o.pid : undefined,
+    };
+    let e = explain(last.rv, ctx);
+    // -ENOENT from connect() is a missing socket, not a missing lease or lockspace
+    if (last.noDaemon && last.rv === -2) {
+      const sock = socketPath(env.runDir ?? (process.env.SANLOCK_RUN_DIR || '/run/sanlock'));
+      e = { ...e, message: `${e.code} ${e.name}: no daemon socket at ${sock}`, details: 'Start the daemon, or point SANLOCK_RUN_DIR at the run dir of the one that is running.' };
+    }
+    env.writeErr?.(`${formatExplained(e)}\n`);
+  }
+  return code;
+}
+
+// the parsed options of the last action, for the explanation's context
+const lastOptions: { o?: SanlockOptions } = {};
+
+async function runSanlockAction(args: string[], env: ClientEnv, extra: ExtraOptions, last: { rv: number; noDaemon?: boolean }): Promise<number> {
+  lastOptions.o = undefined;
   const out = (line: string) => env.write(`${line}\n`);
   const argv = args.map(toBytes);
   const action = argv[0];
@@ -176,9 +261,15 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
     throw e;
   }
   for (const m of o.messages) out(m);
+  lastOptions.o = o;
 
   const client = new SanlockClient(socketPath(env.runDir ?? (process.env.SANLOCK_RUN_DIR || '/run/sanlock')));
-  const call = (cmd: number, bytes: Buffer) => rvOf(client.call(cmd, bytes));
+  const call = async (cmd: number, bytes: Buffer) => {
+    const r = await rvOf(client.call(cmd, bytes));
+    last.rv = r.rv;
+    last.noDaemon = Boolean(r.noDaemon);
+    return r;
+  };
   const exit = (rv: number) => (rv === 0 ? 0 : 1);
 
   // -n sets NUM_HOSTS on every resource of command/acquire, -P makes them persistent.
@@ -331,9 +422,16 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
     case 'add_lockspace': {
       const timeout = o.ioTimeout !== 10 ? o.ioTimeout : 0;
       const tag = timeout ? `add_lockspace_timeout ${timeout}` : 'add_lockspace';
-      out(tag);
+      if (!extra.json) out(tag);
+      const started = Date.now();
+      const showProgress = extra.progress || Boolean(env.errIsTTY);
+      const stopProgress = showProgress ? addLockspaceProgress(o, client, env, started) : () => undefined;
       const { rv } = await call(Cmd.ADD_LOCKSPACE, rq.reqLockspace(Cmd.ADD_LOCKSPACE, lsStruct(o.lockspace), { data: timeout }));
-      out(timeout ? `add_lockspace_timeout done ${rv}` : `add_lockspace done ${rv}`);
+      stopProgress();
+      const seconds = Math.round((Date.now() - started) / 100) / 10;
+      if (showProgress) env.writeErr?.(`add_lockspace: ${rv === 0 ? 'joined' : `failed with ${rv}`} after ${seconds} s\n`);
+      if (extra.json) out(JSON.stringify({ result: rv, seconds, lockspace: o.lockspace?.name ?? '' }));
+      else out(timeout ? `add_lockspace_timeout done ${rv}` : `add_lockspace done ${rv}`);
       return exit(rv);
     }
     case 'inq_lockspace':
@@ -347,7 +445,34 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
     case 'acquire': {
       out(`acquire pid ${o.pid}`);
       const flags = o.orphan ? AcquireFlag.ORPHAN : 0;
-      const { rv } = await call(Cmd.ACQUIRE, rq.reqAcquire(resources, emptyOptions(), flags, o.pid));
+      const bytes = rq.reqAcquire(resources, emptyOptions(), flags, o.pid);
+      let rv: number;
+      if (extra.wait === undefined) rv = (await call(Cmd.ACQUIRE, bytes)).rv;
+      else {
+        let requested = false;
+        rv = await retryWhileBusy(
+          async () => {
+            const r = (await call(Cmd.ACQUIRE, bytes)).rv;
+            if (r !== 0 && extra.request && !requested) {
+              requested = true;
+              for (const res of resources) {
+                // lver 0 + NEXT_LVER: the daemon asks for the holder's lver + 1
+                const req = rq.reqResourceDisks(Cmd.REQUEST, { ...res, lver: 0, flags: res.flags & ~ResFlag.LVER }, { cmdFlags: RequestFlag.NEXT_LVER, data: extra.request === 'force' ? ForceMode.FORCE : ForceMode.GRACEFUL });
+                const q = await rvOf(client.call(Cmd.REQUEST, req));
+                if (extra.explain || env.errIsTTY) env.writeErr?.(`acquire: ${extra.request} request for ${res.name} sent, result ${q.rv}\n`);
+              }
+            }
+            return r;
+          },
+          {
+            wait: extra.wait,
+            onRetry: (r, ms) => {
+              if (extra.explain || env.errIsTTY) env.writeErr?.(`acquire: busy (${r}), retrying in ${(ms / 1000).toFixed(1)} s\n`);
+            },
+          },
+        );
+        last.rv = rv;
+      }
       out(`acquire done ${rv}`);
       return exit(rv);
     }
@@ -460,6 +585,35 @@ export async function runClient(args: string[], envIn: Partial<ClientEnv> = {}):
   }
   out('action not implemented');
   return 1;
+}
+
+/**
+ * Tells a person what add_lockspace waits for: taking a free host_id costs one delta lease
+ * acquire (a short delay of 2·io_timeout plus I/O, 2..5·io_timeout in practice), one that
+ * looks held waits until its owner is surely dead (host_dead). Polls inq_lockspace meanwhile.
+ */
+function addLockspaceProgress(o: SanlockOptions, client: SanlockClient, env: ClientEnv, started: number): () => void {
+  const io = o.ioTimeout > 0 ? o.ioTimeout : 10;
+  const name = o.lockspace?.name ?? '';
+  const free = deltaShortDelay(io);
+  env.writeErr?.(
+    `add_lockspace: joining ${name} as host_id ${o.lockspace?.hostId ?? 0}; expect ${free}..${5 * io} s (io_timeout ${io}), ` +
+      `up to ${deltaAcquireHeldWait(io)} s if the host_id looks held by another host\n`,
+  );
+  let stopped = false;
+  const tick = async () => {
+    if (stopped) return;
+    const rep = await client.call(Cmd.INQ_LOCKSPACE, rq.reqLockspace(Cmd.INQ_LOCKSPACE, lsStruct(o.lockspace))).catch(() => null);
+    if (stopped) return;
+    const r = rep?.result;
+    const state = r === -115 ? 'still joining' : r === 0 ? 'joined' : `inq_lockspace ${r ?? 'no reply'}`;
+    env.writeErr?.(`add_lockspace: ${state}, ${Math.round((Date.now() - started) / 1000)} s elapsed\n`);
+  };
+  const timer = setInterval(() => void tick(), Math.max(1000, io * 500));
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }
 
 function versionText(v: number): string {

@@ -2,6 +2,7 @@
 // human sentence, following python3-sanlock's convention (§7): codes in (-200, 0) are -errno
 // and read with strerror, codes ≤ -200 are SANLK_* codes read with sanlock_strerror.
 import { codeName, sanlkStrerror } from '../codes.js';
+import { type ExplainContext, type Explained, explain } from '../lease/explain.js';
 
 /** glibc strerror() texts for the errnos sanlock returns. */
 const STRERROR: Record<number, string> = {
@@ -55,6 +56,14 @@ export class SanlockClientError extends Error {
   readonly sentence: string;
   /** The operation that failed ("acquire", "add_lockspace", …). */
   readonly op: string;
+  /** What it means and what to do (src/lease/explain.ts), for people. */
+  get details(): string {
+    return this.explain().details;
+  }
+  /** explain() of this error; ctx (lockspace, resource, pid...) sharpens the sentence. */
+  explain(ctx: ExplainContext = {}): Explained {
+    return explain(this.code, { operation: this.op, ...ctx });
+  }
   constructor(code: number, op: string, detail?: string) {
     const name = codeName(code);
     const sentence = resultSentence(code);

@@ -34,8 +34,10 @@ import {
 import { Conn } from './conn.js';
 import { SanlockClientError } from './errors.js';
 import * as rq from './requests.js';
+import { retryWhileBusy } from './wait.js';
 
 export { SanlockClientError, resultSentence, strerror } from './errors.js';
+export { BUSY_CODES, retryWhileBusy, type WaitOptions } from './wait.js';
 export type { EventCb, SanlkHost, SanlkHostEvent, SanlkLockspace, SanlkRentry, SanlkResource, SanlkRindex } from '../protocol/structs.js';
 export type { Reply, StateRecord } from '../protocol/replies.js';
 export {
@@ -343,9 +345,10 @@ export class SanlockClient {
 
   // ---- leases on behalf of a registered pid ----
 
+  /** With opts.wait (seconds) retries while the lease is busy (see retryWhileBusy). */
   async acquire(pid: number, resources: ResourceArg[], opts: AcquireOpts = {}): Promise<void> {
     const bytes = rq.reqAcquire(resources.map(toResource), { ...emptyOptions(), ownerName: opts.ownerName ?? '' }, acquireFlags(opts), pid);
-    await this.result('acquire', Cmd.ACQUIRE, bytes);
+    await waitingAcquire(this, (c, b) => this.call(c, b), bytes, resources, opts);
   }
 
   /** Returns the daemon's result (positive = orphans released with {orphan: true}). */
@@ -367,16 +370,7 @@ export class SanlockClient {
    * forceMode: ForceMode.GRACEFUL (default) or FORCE.
    */
   async request(res: ResourceArg, opts: { forceMode?: number; lver?: number } = {}): Promise<void> {
-    const r = toResource(res);
-    let flags = 0;
-    if (opts.lver === undefined) {
-      flags = RequestFlag.NEXT_LVER;
-      r.lver = 0;
-    } else {
-      r.lver = opts.lver;
-      r.flags |= ResFlag.LVER;
-    }
-    const bytes = rq.reqResourceDisks(Cmd.REQUEST, r, { cmdFlags: flags, data: opts.forceMode ?? ForceMode.GRACEFUL });
+    const bytes = requestBytes(res, opts.forceMode ?? ForceMode.GRACEFUL, opts.lver);
     await this.result('request', Cmd.REQUEST, bytes);
   }
 
@@ -421,7 +415,7 @@ export class SanlockClient {
   async register(): Promise<Registration> {
     const conn = await this.open('register');
     await conn.write(rq.reqNoPayload(Cmd.REGISTER));
-    return new Registration(conn);
+    return new Registration(conn, this.path);
   }
 
   // ---- resource index ----
@@ -467,6 +461,10 @@ export function rentry(name: string, offset = 0): SanlkRentry {
 }
 
 export interface AcquireOpts {
+  /** seconds to keep retrying while the result is busy (BUSY_CODES); 0/undefined = one try */
+  wait?: number;
+  /** with wait: send a REQUEST of this mode to the holder when the first try is busy */
+  request?: 'graceful' | 'force';
   lvb?: boolean;
   orphan?: boolean;
   orphanOnly?: boolean;
@@ -478,6 +476,46 @@ export interface ReleaseOpts {
   all?: boolean;
   rename?: boolean;
   orphan?: boolean;
+}
+
+async function waitingAcquire(
+  client: SanlockClient | null,
+  send: (cmd: number, bytes: Buffer) => Promise<Reply | null>,
+  bytes: Buffer,
+  resources: ResourceArg[],
+  opts: AcquireOpts,
+): Promise<void> {
+  const once = async () => (await send(Cmd.ACQUIRE, bytes))?.result ?? -1;
+  let requested = false;
+  const attempt = async () => {
+    const rv = await once();
+    if (rv !== 0 && opts.request && !requested && opts.wait) {
+      requested = true;
+      const forceMode = opts.request === 'force' ? ForceMode.FORCE : ForceMode.GRACEFUL;
+      // a failed request (e.g. holder gone meanwhile) must not hide the acquire result
+      for (const r of resources) {
+        const req = requestBytes(r, forceMode);
+        await (client ? client.call(Cmd.REQUEST, req) : send(Cmd.REQUEST, req)).catch(() => undefined);
+      }
+    }
+    return rv;
+  };
+  const rv = opts.wait ? await retryWhileBusy(attempt, { wait: opts.wait }) : await once();
+  check('acquire', rv);
+}
+
+/** REQUEST bytes; without lver, NEXT_LVER (the holder's lver + 1), as python sends it. */
+function requestBytes(res: ResourceArg, forceMode: number, lver?: number): Buffer {
+  const r = toResource(res);
+  let flags = 0;
+  if (lver === undefined) {
+    flags = RequestFlag.NEXT_LVER;
+    r.lver = 0;
+  } else {
+    r.lver = lver;
+    r.flags |= ResFlag.LVER;
+  }
+  return rq.reqResourceDisks(Cmd.REQUEST, r, { cmdFlags: flags, data: forceMode });
 }
 
 function acquireFlags(o: AcquireOpts): number {
@@ -506,7 +544,8 @@ function inquireResult(rep: Reply): InquireResult {
 export class Registration {
   private busy: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly conn: Conn) {}
+  /** socketPath: the daemon's socket, used to send REQUESTs for acquire({request}) */
+  constructor(readonly conn: Conn, readonly socketPath?: string) {}
 
   /** The socket's fd number (python's register() return value). */
   get fd(): number {
@@ -537,9 +576,13 @@ export class Registration {
     return rep;
   }
 
+  /**
+   * With opts.wait (seconds) retries while the lease is busy; opts.request first asks the
+   * holder (REQUEST, lver = current + 1) to let go, on a separate connection.
+   */
   async acquire(resources: ResourceArg[], opts: AcquireOpts = {}): Promise<void> {
     const bytes = rq.reqAcquire(resources.map(toResource), { ...emptyOptions(), ownerName: opts.ownerName ?? '' }, acquireFlags(opts), -1);
-    await this.result('acquire', Cmd.ACQUIRE, bytes);
+    await waitingAcquire(this.socketPath ? new SanlockClient(this.socketPath) : null, (c, b) => this.call(c, b), bytes, resources, opts);
   }
 
   async release(resources: ResourceArg[], opts: ReleaseOpts = {}): Promise<number> {
