@@ -11,7 +11,7 @@ import { acquireEx, acquireSh, convertExToSh, convertShToEx, releaseSh } from '.
 import { DEFAULT_IO_TIMEOUT } from '../lease/timeouts.js';
 import { defaultGeometry } from '../ondisk/geometry.js';
 import { buildResourceInit } from '../ondisk/init.js';
-import { decodeLeader, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
+import { decodeLeader, PAXOS_DISK_MAGIC, PAXOS_DISK_VERSION, verifyLeader } from '../ondisk/leader.js';
 import { MBLOCK_SHARED } from '../ondisk/dblock.js';
 import type { Disk } from '../storage/disk.js';
 import { IoContext } from '../storage/io-context.js';
@@ -570,9 +570,14 @@ export class ResourceManager {
       return await this.withDisks(wr.disks, async (ds) => {
         const first = await ds[0]!.read(wr.disks[0]!.offset, 4096, DEFAULT_IO_TIMEOUT * 1000).catch(async () => ds[0]!.read(wr.disks[0]!.offset, 512, DEFAULT_IO_TIMEOUT * 1000));
         const l = decodeLeader(first, 0);
-        if (l.magic !== PAXOS_DISK_MAGIC) return out(SanlkCode.SANLK_LEADER_MAGIC, wr);
-        if (wr.lockspaceName && l.spaceName !== wr.lockspaceName) return out(SanlkCode.SANLK_LEADER_LOCKSPACE, wr);
-        if (wr.name && l.resourceName !== wr.name) return out(SanlkCode.SANLK_LEADER_RESOURCE, wr);
+        // Same checks, same order as any leader read: magic, version, names, checksum.
+        const bad = verifyLeader(first, 0, {
+          magic: PAXOS_DISK_MAGIC,
+          version: PAXOS_DISK_VERSION,
+          spaceName: wr.lockspaceName || undefined,
+          resourceName: wr.name || undefined,
+        });
+        if (bad !== 0) return out(bad, wr);
         const flags = alignSizeToFlag(alignFlagToSize(l.flags)) | sectorSizeToFlag(l.sectorSize === 4096 ? 4096 : 512);
         const r: SanlkResource = { ...wr, lockspaceName: l.spaceName, name: l.resourceName, lver: l.lver, flags };
         if (!owners) return out(0, r);
