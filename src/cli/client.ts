@@ -583,7 +583,8 @@ async function runSanlockAction(args: string[], env: ClientEnv, extra: ExtraOpti
     case 'command':
       return commandAction(o, resources, client, env, out);
   }
-  out('action not implemented');
+  // ACTIONS was checked on entry, so only a name in ACTIONS without a case above lands here.
+  out(`client action "${action}" is unknown`);
   return 1;
 }
 
