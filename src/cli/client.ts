@@ -461,6 +461,9 @@ async function runSanlockAction(args: string[], env: ClientEnv, extra: ExtraOpti
                 const q = await rvOf(client.call(Cmd.REQUEST, req));
                 if (extra.explain || env.errIsTTY) env.writeErr?.(`acquire: ${extra.request} request for ${res.name} sent, result ${q.rv}\n`);
               }
+              // a holder on this host learns of the request only through EXAMINE (a daemon
+              // never reads its own bitmap bit)
+              for (const res of resources) await rvOf(client.call(Cmd.EXAMINE_RESOURCE, rq.reqResource(Cmd.EXAMINE_RESOURCE, res)));
             }
             return r;
           },

@@ -497,6 +497,12 @@ async function waitingAcquire(
         const req = requestBytes(r, forceMode);
         await (client ? client.call(Cmd.REQUEST, req) : send(Cmd.REQUEST, req)).catch(() => undefined);
       }
+      // A holder on this same host is only told through EXAMINE: sanlock's daemons learn of
+      // requests from other hosts' bitmaps, and a host never reads its own bit.
+      for (const r of resources) {
+        const ex = rq.reqResource(Cmd.EXAMINE_RESOURCE, toResource(r));
+        await (client ? client.call(Cmd.EXAMINE_RESOURCE, ex) : send(Cmd.EXAMINE_RESOURCE, ex)).catch(() => undefined);
+      }
     }
     return rv;
   };

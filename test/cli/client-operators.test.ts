@@ -202,7 +202,7 @@ describe('against our daemon', () => {
     }
   });
 
-  test('CLI acquire --wait --request force writes a force request for lver + 1 before waiting', { skip: !pyAvailable() }, async () => {
+  test('CLI acquire --wait --request force: request for lver + 1, the same-host holder is killed and the waiter gets the lease', { skip: !pyAvailable() }, async () => {
     const procs: ChildProcess[] = [];
     try {
       const holder = await registeredPid(procs);
@@ -216,10 +216,33 @@ describe('against our daemon', () => {
       assert.equal(req.magic, REQ_DISK_MAGIC);
       assert.equal(req.lver, lver + 1);
       assert.equal(req.forceMode, SANLK_REQ_FORCE);
-      // NB our daemon (like sanlock) only acts on requests seen through another host's bitmap,
-      // so on one host the holder stays and the waiter ends with the local busy code.
-      assert.match(r.stdout, new RegExp(`^acquire pid ${waiter}\nacquire done (0|-17)\n$`));
+      // the holder is on this host: the waiter's EXAMINE makes the daemon act on the force
+      // request (kill the holder, release), and the waiter gets the lease
+      assert.equal(r.stdout, `acquire pid ${waiter}\nacquire done 0\n`);
+      assert.equal(r.status, 0);
+      const holderProc = procs[0]!;
+      await waitFor(() => holderProc.exitCode !== null || holderProc.signalCode !== null, 5000, 'holder killed');
+      assert.match(d.cli(['client', 'status']).stdout, new RegExp(`r LS:R1:[^\n]*:${lver + 1}(:[A-Z]+)? p ${waiter}|p ${waiter}`));
     } finally {
+      for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    }
+  });
+
+  test('library acquire({wait, request: force}) frees a lease held by another process on this host', { skip: !pyAvailable() }, async () => {
+    const procs: ChildProcess[] = [];
+    const c = new SanlockClient(socketPath(d.runDir));
+    const b = await c.register();
+    try {
+      const holder = await registeredPid(procs);
+      const h = await ours(['acquire', '-r', `LS:R1:${leases}:0`, '-p', String(holder), '--wait', '10'], d.runDir);
+      assert.equal(h.stdout, `acquire pid ${holder}\nacquire done 0\n`);
+      await b.acquire([res()], { wait: 8, request: 'force' });
+      assert.equal((await b.inquire()).resources[0]?.name, 'R1');
+      const holderProc = procs[0]!;
+      await waitFor(() => holderProc.exitCode !== null || holderProc.signalCode !== null, 5000, 'holder killed');
+      await b.release([res()]);
+    } finally {
+      b.close();
       for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
     }
   });
