@@ -24,6 +24,8 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
+void RegisterLoggingNative(Napi::Env env, Napi::Object exports);  // logging_native.cc
+
 namespace {
 
 bool IntArgs(const Napi::CallbackInfo& info, size_t n) {
@@ -170,6 +172,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, LockFile));
   exports.Set("mlockAll", Napi::Function::New(env, MlockAll));
   exports.Set("setSchedRR", Napi::Function::New(env, SetSchedRR));
+  RegisterLoggingNative(env, exports);  // logging_native.cc: syslog, sd_notify
   return exports;
 }
 

@@ -103,11 +103,56 @@ export const SANLOCK_VERSION = '3.8.5';
 /** Our own package version, shown only by `--version` / `-V`. */
 export const SANLOCK_TS_VERSION = '0.1.0';
 
+/**
+ * What sanlock-ts adds to sanlock's commands. Never part of USAGE_TEXT: scripts compare that with
+ * sanlock's output byte for byte, so `help` prints this part on stderr.
+ */
+export const EXTENSIONS_USAGE_TEXT = [
+  "sanlock-ts extensions (not in sanlock 3.8.5; see sanlock-ts(8)):",
+  "",
+  "sanlock daemon [options] [--config <path>] [--logfile-path <path>]",
+  "               [--debug-log-path <path> [--debug-log-max-bytes <num>] [--debug-log-files <num>]]",
+  "               [--metrics [<host>:]<port>]",
+  "  --config <path>           read this file instead of /etc/sanlock/sanlock.conf",
+  "  --logfile-path <path>     log file (default /var/log/sanlock.log as root,",
+  "                            <run dir>/sanlock.log otherwise); SIGHUP reopens it",
+  "  --debug-log-path <path>   also write every log_dump line to this file",
+  "  --debug-log-max-bytes <num>  rotate the debug log at this size (8388608)",
+  "  --debug-log-files <num>   rotated debug logs kept: <path>.1 ... (3)",
+  "  --metrics [<host>:]<port> serve metrics and a dashboard over HTTP (a bare port: 127.0.0.1)",
+  "  (each has a sanlock.conf key: logfile_path, debug_log_path, ..., metrics; unknown keys and bad",
+  "  values in sanlock.conf stop the daemon at start-up)",
+  "",
+  "sanlock client acquire -r RESOURCE -p <pid> --wait <sec> [--request graceful|force]",
+  "  --wait <sec>              retry while the lease is busy, up to <sec> seconds",
+  "  --request graceful|force  with --wait: ask the holder to release first",
+  "sanlock client add_lockspace -s LOCKSPACE [--progress] [--json]",
+  "  --progress                say on stderr what the join waits for (default on a TTY)",
+  "  --json                    stdout is one JSON object {result, seconds, lockspace}",
+  "sanlock client command -r RESOURCE --domain-xml <file> -c <path> <args>",
+  "  --domain-xml <file>       also acquire every <lease> of a libvirt domain XML",
+  "sanlock client <action> ... --explain",
+  "  --explain                 explain a failing result on stderr (default on a TTY)",
+  "",
+  "sanlock-ts cluster status -s LOCKSPACE [-r RESOURCE ...] [-x RINDEX] [--json]",
+  "                          [--sample <sec>|auto] [--watch <sec> [--count <n>]] [--io-timeout <sec>]",
+  "  read a lockspace and its leases directly from storage (no daemon, never writes)",
+  "sanlock-ts lease-xml -r RESOURCE [-r ...] [--indent <n>]",
+  "  print the libvirt <lease> element for a resource",
+  "",
+].join("\n") + "\n";
+
 export type Write = (s: string) => void;
 const stdoutWrite: Write = (s) => { process.stdout.write(s); };
+const stderrWrite: Write = (s) => { process.stderr.write(s); };
 
-export function printUsage(write: Write = stdoutWrite): void {
+/**
+ * sanlock's usage on `write` (stdout by default), byte-identical to sanlock 3.8.5's; our
+ * extensions go to `writeExtensions`, which defaults to stderr only when printing to stdout.
+ */
+export function printUsage(write: Write = stdoutWrite, writeExtensions: Write | undefined = write === stdoutWrite ? stderrWrite : undefined): void {
   write(USAGE_TEXT);
+  writeExtensions?.(EXTENSIONS_USAGE_TEXT);
 }
 
 /** `sanlock version`: the bare version number, as 3.8.5 prints it. */

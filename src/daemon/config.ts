@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Cmd, cmdStrs as cmdNames } from '../protocol/commands.js';
+import { metricsAddressProblem } from './metrics/address.js';
 
 export const SANLOCK_CONF = '/etc/sanlock/sanlock.conf';
 export const DEFAULT_RUN_DIR = '/run/sanlock';
@@ -37,6 +38,16 @@ export interface DaemonConfig {
   maxSectorsKbIgnore: number;
   maxSectorsKbAlign: number;
   maxSectorsKbNum: number;
+  // sanlock-ts extensions (not in sanlock 3.8.5; see docs/sanlock-ts.8 "EXTENSIONS")
+  /** log file; undefined = /var/log/sanlock.log as root, <run dir>/sanlock.log otherwise */
+  logfilePath: string | undefined;
+  /** persistent copy of the log_dump ring; undefined = none */
+  debugLogPath: string | undefined;
+  debugLogMaxBytes: number;
+  /** rotated files kept besides the current one (<path>.1 … <path>.N) */
+  debugLogFiles: number;
+  /** --metrics / `metrics`: [HOST:]PORT of the metrics and dashboard HTTP server; undefined = off */
+  metrics?: string;
 }
 
 /** debug_cmds default: all commands except the chatty read-only ones (protocol.md §9). */
@@ -78,6 +89,11 @@ export function defaultConfig(): DaemonConfig {
     maxSectorsKbIgnore: 0,
     maxSectorsKbAlign: 0,
     maxSectorsKbNum: 1024,
+    logfilePath: undefined,
+    debugLogPath: undefined,
+    debugLogMaxBytes: 8 * 1024 * 1024,
+    debugLogFiles: 3,
+    metrics: undefined,
   };
 }
 
@@ -144,12 +160,146 @@ export function applyConfigText(cfg: DaemonConfig, text: string): void {
         else if (val > 0 && val <= 8192 && val % 2 === 0) cfg.maxSectorsKbNum = val;
         break;
       case 'max_worker_threads': cfg.maxWorkerThreads = Math.max(2, val); break;
-      default: break; // unknown keys are ignored, as sanlock does
+      case 'logfile_path': cfg.logfilePath = str; break;
+      case 'debug_log_path': cfg.debugLogPath = str; break;
+      case 'debug_log_max_bytes': cfg.debugLogMaxBytes = val; break;
+      case 'debug_log_files': cfg.debugLogFiles = val; break;
+      case 'metrics': cfg.metrics = str; break;
+      default: break; // unknown keys are ignored here, as sanlock does; validateConfigText rejects them
     }
   }
 }
 
 export class ArgError extends Error {}
+
+/**
+ * A start-up error in the configuration (sanlock-ts): sanlock 3.8.5 silently ignores unknown
+ * keys and reads garbage as 0 (atoi), so a typo such as `use_watchdog = yes` quietly turns the
+ * watchdog off. sanlock-ts refuses to start instead, naming the file, line and key.
+ */
+export class ConfigError extends Error {}
+
+type ValueCheck = (v: string) => string | undefined; // the expected form when v is bad
+
+const INT_RE = /^[+-]?\d+$/;
+
+function intIn(lo: number, hi?: number): ValueCheck {
+  const want = hi === undefined ? `an integer >= ${lo}` : `an integer from ${lo} to ${hi}`;
+  return (v) => {
+    if (!INT_RE.test(v)) return want;
+    const n = Number(v);
+    return n < lo || (hi !== undefined && n > hi) ? want : undefined;
+  };
+}
+
+const bool01 = intIn(0, 1);
+const priority = intIn(-1, 7);
+const nonEmpty: ValueCheck = (v) => (v.length > 0 ? undefined : 'a name');
+const absPath: ValueCheck = (v) => (v.startsWith('/') ? undefined : 'an absolute path');
+
+/** Every key sanlock-ts reads, with what a valid value looks like; others are errors. */
+export const CONFIG_KEYS: Record<string, ValueCheck> = {
+  quiet_fail: bool01,
+  debug_renew: bool01,
+  use_aio: bool01,
+  logfile_priority: priority,
+  logfile_use_utc: bool01,
+  syslog_priority: priority,
+  names_log_priority: priority,
+  use_watchdog: bool01,
+  high_priority: bool01,
+  mlock_level: intIn(0, 2),
+  sh_retries: intIn(0),
+  uname: nonEmpty,
+  gname: nonEmpty,
+  our_host_name: (v) => (v.length > 0 && Buffer.byteLength(v) <= 48 ? undefined : 'a name of 1 to 48 bytes'),
+  renewal_read_extend_sec: intIn(0),
+  write_init_io_timeout: intIn(1),
+  renewal_history_size: intIn(0),
+  paxos_debug_all: bool01,
+  debug_io: (v) => (v.split(',').every((t) => t === 'submit' || t === 'complete') ? undefined : '"submit", "complete" or "submit,complete"'),
+  debug_clients: bool01,
+  debug_cmd: (v) =>
+    v === '+all' || v === '-all' || ((v[0] === '+' || v[0] === '-') && cmdNumber(v.slice(1)) !== undefined)
+      ? undefined
+      : '+all, -all, or + or - followed by a command name (e.g. +acquire)',
+  max_sectors_kb: (v) => {
+    if (v === 'ignore' || v === 'align') return undefined;
+    const n = INT_RE.test(v) ? Number(v) : 0;
+    return n > 0 && n <= 8192 && n % 2 === 0 ? undefined : 'ignore, align or an even number from 2 to 8192';
+  },
+  max_worker_threads: intIn(2),
+  // sanlock-ts extensions
+  logfile_path: absPath,
+  debug_log_path: absPath,
+  debug_log_max_bytes: intIn(4096),
+  debug_log_files: intIn(0, 100),
+  metrics: metricsAddressProblem,
+};
+
+/**
+ * Checks sanlock.conf text strictly; returns one sentence per problem, each naming the file, the
+ * line and the key. Valid text parses with applyConfigText exactly as sanlock would parse it.
+ */
+export function validateConfigText(text: string, path = SANLOCK_CONF): string[] {
+  const errors: string[] = [];
+  const lines = text.split('\n');
+  lines.forEach((raw, idx) => {
+    const where = `${path} line ${idx + 1}`;
+    const line = raw.replace(/\r$/, '');
+    if (line.trim().length === 0 || line[0] === '#') return;
+    if (/^\s/.test(line)) {
+      if (line.trim()[0] === '#') return;
+      errors.push(`${where}: line starts with white space: sanlock ignores such lines, remove the indentation`);
+      return;
+    }
+    const key = /^[^ =\t]*/.exec(line)![0];
+    const check = CONFIG_KEYS[key];
+    if (!check) {
+      errors.push(`${where}: unknown key '${key}'`);
+      return;
+    }
+    const eq = line.indexOf('=');
+    if (eq < 0 || line.slice(key.length, eq).trim().length > 0) {
+      errors.push(`${where}: key '${key}' needs "${key} = <value>"`);
+      return;
+    }
+    const m = /^\s*(\S*)\s*(.*)$/.exec(line.slice(eq + 1))!;
+    const value = m[1]!;
+    const rest = m[2]!;
+    if (rest.length > 0 && rest[0] !== '#') {
+      errors.push(`${where}: key '${key}': unexpected text after the value: '${rest}'`);
+      return;
+    }
+    const want = check(value);
+    if (want !== undefined) errors.push(`${where}: bad value '${value}' for key '${key}': expected ${want}`);
+  });
+  return errors;
+}
+
+/**
+ * sanlock-ts's own daemon options (long, so they never clash with a sanlock letter), as
+ * `--name value` or `--name=value`, each the twin of a config key. Other modules may add entries
+ * (value already stripped); `--config` is handled by loadDaemonConfig before the file is read.
+ */
+export const LONG_OPTIONS: Record<string, { key?: string; apply: (cfg: DaemonConfig, value: string) => void }> = {
+  'logfile-path': { key: 'logfile_path', apply: (c, v) => { c.logfilePath = v; } },
+  'debug-log-path': { key: 'debug_log_path', apply: (c, v) => { c.debugLogPath = v; } },
+  'debug-log-max-bytes': { key: 'debug_log_max_bytes', apply: (c, v) => { c.debugLogMaxBytes = Number(v); } },
+  'debug-log-files': { key: 'debug_log_files', apply: (c, v) => { c.debugLogFiles = Number(v); } },
+  metrics: { key: 'metrics', apply: (c, v) => { c.metrics = v; } },
+  config: { apply: () => undefined },
+};
+
+/** Splits `--name=value` / `--name value` at args[i]; returns [name, value, next index]. */
+function takeLong(args: string[], i: number): [string, string, number] {
+  const a = args[i]!.slice(2);
+  const eq = a.indexOf('=');
+  if (eq >= 0) return [a.slice(0, eq), a.slice(eq + 1), i];
+  if (i + 1 >= args.length) throw new ArgError(`option '--${a}' requires arg`);
+  return [a, args[i + 1]!, i + 1];
+}
+
 
 /**
  * Parses `sanlock daemon` options into cfg. Each option is exactly `-X` followed by its value as
@@ -158,6 +308,16 @@ export class ArgError extends Error {}
 export function parseDaemonArgs(cfg: DaemonConfig, args: string[]): void {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    if (a.startsWith('--') && a.length > 2) {
+      const [name, value, next] = takeLong(args, i);
+      const opt = LONG_OPTIONS[name];
+      if (!opt) throw new ArgError(`unknown option: --${name}`);
+      const want = opt.key ? CONFIG_KEYS[opt.key]?.(value) : undefined;
+      if (want !== undefined) throw new ArgError(`bad value '${value}' for option --${name}: expected ${want}`);
+      opt.apply(cfg, value);
+      i = next;
+      continue;
+    }
     if (a.length !== 2 || a[0] !== '-') {
       throw new ArgError(`unknown option ${a}\nspace required before option value`);
     }
@@ -196,14 +356,41 @@ export function parseDaemonArgs(cfg: DaemonConfig, args: string[]): void {
 }
 
 /** Reads sanlock.conf if present, then argv. */
-export function loadDaemonConfig(args: string[], confPath = SANLOCK_CONF): DaemonConfig {
+/** The config file named by `--config PATH` / `--config=PATH` in argv, else sanlock's. */
+export function configPathFromArgs(args: string[], fallback = SANLOCK_CONF): string {
+  let path = fallback;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--config' && i + 1 < args.length) path = args[++i]!;
+    else if (a.startsWith('--config=')) path = a.slice('--config='.length);
+  }
+  return path;
+}
+
+/**
+ * Reads sanlock.conf (or `--config PATH`) if present, then argv. With `strict` (the daemon) the
+ * file is validated first and any problem throws ConfigError listing every bad line, so the
+ * daemon never starts on a half-understood configuration; an unreadable file is an error too,
+ * where sanlock silently keeps its defaults.
+ */
+export function loadDaemonConfig(args: string[], confPath = configPathFromArgs(args), strict = true): DaemonConfig {
   const cfg = defaultConfig();
   if (existsSync(confPath)) {
+    let text: string | undefined;
     try {
-      applyConfigText(cfg, readFileSync(confPath, 'latin1'));
-    } catch {
-      // an unreadable config file leaves the defaults, like a missing one
+      text = readFileSync(confPath, 'latin1');
+    } catch (err) {
+      if (strict) throw new ConfigError(`cannot read ${confPath}: ${(err as Error).message}`);
     }
+    if (text !== undefined) {
+      if (strict) {
+        const errors = validateConfigText(text, confPath);
+        if (errors.length > 0) throw new ConfigError(errors.join('\n'));
+      }
+      applyConfigText(cfg, text);
+    }
+  } else if (strict && confPath !== SANLOCK_CONF) {
+    throw new ConfigError(`config file ${confPath} (--config) does not exist`);
   }
   parseDaemonArgs(cfg, args);
   return cfg;
@@ -239,29 +426,42 @@ function lookupId(file: string, name: string): number | undefined {
 export interface RunIdentity {
   uid: number;
   gid: number;
+  /** user/group names the daemon runs as when privileged; sanlock drops only when both are set */
+  uname: string | undefined;
+  gname: string | undefined;
   errors: string[];
 }
 
-/** Socket owner / run-as ids: -U/-G by name, else sanlock/sanlock when both exist, else 0/0. */
+/**
+ * Socket owner / run-as ids: `sanlock`/`sanlock` when that user and group both exist, each
+ * replaced by -U/-G; an unknown name keeps its name (for initgroups) but maps to id 0, with
+ * sanlock's messages (its group message says "uid" too).
+ */
 export function resolveIdentity(cfg: DaemonConfig): RunIdentity {
   const errors: string[] = [];
-  if (cfg.uname === undefined && cfg.gname === undefined) {
-    const u = lookupUser('sanlock');
-    const g = lookupGroup('sanlock');
-    if (u !== undefined && g !== undefined) return { uid: u, gid: g, errors };
-    return { uid: 0, gid: 0, errors };
-  }
+  let uname: string | undefined;
+  let gname: string | undefined;
   let uid = 0;
   let gid = 0;
+  const su = lookupUser('sanlock');
+  const sg = lookupGroup('sanlock');
+  if (su !== undefined && sg !== undefined) {
+    uname = 'sanlock';
+    gname = 'sanlock';
+    uid = su;
+    gid = sg;
+  }
   if (cfg.uname !== undefined) {
+    uname = cfg.uname;
     const u = lookupUser(cfg.uname);
-    if (u === undefined) errors.push(`user not found: ${cfg.uname}`);
-    else uid = u;
+    if (u === undefined) errors.push(`user '${cfg.uname}' not found, using uid: 0`);
+    uid = u ?? 0;
   }
   if (cfg.gname !== undefined) {
+    gname = cfg.gname;
     const g = lookupGroup(cfg.gname);
-    if (g === undefined) errors.push(`group not found: ${cfg.gname}`);
-    else gid = g;
+    if (g === undefined) errors.push(`group '${cfg.gname}' not found, using uid: 0`);
+    gid = g ?? 0;
   }
-  return { uid, gid, errors };
+  return { uid, gid, uname, gname, errors };
 }

@@ -20,6 +20,7 @@ import { RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
 import { monotime, systemClock } from './clock.js';
 import type { Daemon, Request } from './server.js';
 import { createWatchdog, type LockspaceWatchdog, watchdogModeFor } from './watchdog/watchdog.js';
+import { metrics } from './metrics/sink.js';
 import {
   AddLsFlag,
   alignFlagToSize,
@@ -248,7 +249,7 @@ export class LockspaceManager {
         throw new SanlockError(-Errno.ENODEV, `open ${ls.path}: ${(err as Error).message}`);
       }
       // Test-only fault injection (SANLOCK_TS_FAULT_FILE); the disk itself when unset.
-      ls.disk = new TimedDisk(wrapWithConfiguredFaults(disk, ls.path));
+      ls.disk = new TimedDisk(metrics.disk(wrapWithConfiguredFaults(disk, ls.path), ls.name, 'renewal'));
       ls.delta = new DeltaLease({
         disk: ls.disk,
         offset: ls.offset,
@@ -326,6 +327,7 @@ export class LockspaceManager {
             ls.renewalLastSuccess = dl.lastSuccess;
             if (this.daemon.cfg.debugRenew) this.log.debug(`s${ls.spaceId} renewed ${dl.lastSuccess}`);
             this.pushHistory(ls, { timestamp: dl.lastSuccess, readMs: ls.disk.lastReadMs, writeMs: ls.disk.lastWriteMs, nextTimeouts: 0, nextErrors: 0 });
+            metrics.renewal(ls.name, 0, ls.disk.lastReadMs, ls.disk.lastWriteMs);
             // the new expiry (renewal + 8·io) goes to the watchdog only after a successful renewal
             if (ls.wd) await ls.wd.refresh(dl.lastSuccess);
             this.afterRenewal(ls, area);
@@ -334,6 +336,7 @@ export class LockspaceManager {
             if (signal.aborted) return;
             const rv = errorCode(err);
             ls.renewalLastResult = rv;
+            metrics.renewal(ls.name, rv, ls.disk.lastReadMs, ls.disk.lastWriteMs);
             const last = ls.history[ls.history.length - 1];
             if (last) {
               if (rv === SanlkCode.SANLK_AIO_TIMEOUT) last.nextTimeouts++;

@@ -18,6 +18,10 @@ interface NativeAddon {
   lockFile(fd: number): number;
   mlockAll(level: number): number;
   setSchedRR(): number;
+  syslogOpen(ident: string, facility: number): number;
+  syslogWrite(level: number, msg: string): number;
+  syslogClose(waitMs: number): number;
+  sdNotify(path: string, message: string): number;
 }
 
 const ADDON_REL = join('native', 'build', 'Release', 'sanlock_native.node');
@@ -142,4 +146,31 @@ export function mlockAll(level: number): number {
 /** SCHED_RR at max priority for this process: 0 or -errno. */
 export function setSchedRR(): number {
   return native().setSchedRR();
+}
+
+/** syslog facility LOG_DAEMON (3 << 3), the one sanlock uses. */
+export const LOG_FACILITY_DAEMON = 3 << 3;
+
+/**
+ * openlog(ident, LOG_CONS|LOG_PID, facility) and a writer thread: syslog() blocks when the syslog
+ * daemon does, which must never stall the event loop. Idempotent.
+ */
+export function syslogOpen(ident: string, facility = LOG_FACILITY_DAEMON): void {
+  native().syslogOpen(ident, facility);
+}
+
+/** Queues one message: 0 queued, 1 dropped (4096 already queued; the next message reports the count), -EBADF when not open. */
+export function syslogWrite(level: number, msg: string): number {
+  assert(Number.isInteger(level) && level >= 0 && level <= 7, `bad syslog level ${level}`);
+  return native().syslogWrite(level, msg);
+}
+
+/** Stops the writer after it has sent what is queued, waiting at most waitMs; returns entries left unsent. */
+export function syslogClose(waitMs = 1000): number {
+  return native().syslogClose(waitMs);
+}
+
+/** One datagram to a systemd notify socket ('@name' = abstract): bytes sent or -errno. */
+export function sdNotify(path: string, message: string): number {
+  return native().sdNotify(path, message);
 }
