@@ -135,6 +135,8 @@ export class Client {
   freed = false;
   /** pidfd handle opened at REGISTER, so kills never hit a recycled pid */
   proc: ProcessHandle | undefined;
+  /** /proc start time at REGISTER: lets the root helper refuse a recycled pid */
+  startTime: string | undefined;
   /** resources module's per-client token list */
   tokens: unknown[] = [];
   readonly reader: ByteReader | undefined;

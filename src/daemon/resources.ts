@@ -18,6 +18,7 @@ import { IoContext } from '../storage/io-context.js';
 import { wrapWithConfiguredFaults } from '../storage/fault-config.js';
 import { type Client, RESTRICT_SIGKILL, RESTRICT_SIGTERM } from './clients.js';
 import { systemClock } from './clock.js';
+import { metrics } from './metrics/sink.js';
 import { type Lockspace, type LockspaceManager, sizeFlags } from './lockspace.js';
 import type { Daemon, Request } from './server.js';
 import {
@@ -63,6 +64,8 @@ export class Resource {
   lvb = false;
   /** pid of the client that held it when it became an orphan (status keeps showing it) */
   orphanPid = -1;
+  /** a SH→EX convert is on disk: no other local client may join as SH meanwhile */
+  converting = false;
   constructor(
     readonly resId: number,
     readonly ls: Lockspace,
@@ -132,7 +135,7 @@ export class ResourceManager {
     }
     let d = e.disks.get(path);
     if (!d) {
-      d = e.ctx.open(path).then((disk) => wrapWithConfiguredFaults(disk, path));
+      d = e.ctx.open(path).then((disk) => metrics.disk(wrapWithConfiguredFaults(disk, path), ls.name, 'resource'));
       e.disks.set(path, d);
       d.catch(() => e.disks.delete(path));
     }
@@ -171,6 +174,7 @@ export class ResourceManager {
     const done: Token[] = [];
     for (const wr of req.resources) {
       const rv = await this.acquireOne(target, wr, h.cmdFlags);
+      metrics.acquire(wr.lockspaceName, typeof rv === 'number' ? rv : 0);
       if (typeof rv === 'number') {
         for (const t of done.reverse()) await this.releaseToken(t);
         return encodeReplyHeader(h, rv);
@@ -202,6 +206,7 @@ export class ResourceManager {
         return t;
       }
       if (existing.shared && shared) {
+        if (existing.converting) return -Errno.EBUSY;
         const t = new Token(target, existing, this.nextTokenId++, persistent);
         existing.tokens.push(t);
         this.tokensOf(target).push(t);
@@ -216,6 +221,11 @@ export class ResourceManager {
     } catch (err) {
       return errorCode(err);
     }
+    // newLease may wait for the first open of the lease file, and another client's acquire of
+    // the same resource can get in meanwhile: without this re-check both ran paxos with our
+    // one host_id and both were granted EX (found by the soak, test/hardening/acquire-race).
+    // The discarded lease object holds nothing (its disks are the shared cached ones).
+    if (this.resources.has(key)) return this.acquireOne(target, wr, flags);
     const res = new Resource(this.nextResId++, ls, wr.name, wr.disks, lease, shared);
     this.resources.set(key, res);
     this.log.warn(`s${ls.spaceId}:r${res.resId} resource ${resourceString(res, false).replace(/:[^:]*$/, '')}`);
@@ -403,7 +413,15 @@ export class ResourceManager {
         res.shared = true;
       } else {
         if (res.tokens.length > 1) return encodeReplyHeader(req.h, -Errno.EAGAIN);
-        await convertShToEx(res.lease, { ownerNoWait: (req.h.cmdFlags & AcquireFlag.OWNER_NOWAIT) !== 0 });
+        // Without this, a local SH acquire during the disk conversion joined a lease that
+        // was about to become EX (two holders, one of them exclusive).
+        res.converting = true;
+        try {
+          await convertShToEx(res.lease, { ownerNoWait: (req.h.cmdFlags & AcquireFlag.OWNER_NOWAIT) !== 0 });
+        } finally {
+          res.converting = false;
+        }
+        assert(res.tokens.length <= 1, 'a local SH holder joined during convert to EX');
         res.shared = false;
         res.lver = res.lease.leader?.lver ?? res.lver;
       }

@@ -11,6 +11,8 @@ import type { DaemonLog } from './log.js';
 import { spawn } from 'node:child_process';
 import { linkSync, renameSync } from 'node:fs';
 import { peerCred, ProcessHandle, socketFd } from './native.js';
+import { type PrivHelper, procStartTime } from './priv-helper.js';
+import { metrics } from './metrics/sink.js';
 import {
   Cmd,
   cmdStr,
@@ -162,6 +164,8 @@ export class Daemon {
   private readonly workers: WorkerPool;
   private readonly sockets = new Set<Socket>();
   private sockPath: string | undefined;
+  /** root helper, present when the daemon dropped to -U/-G (main.ts) */
+  privHelper: PrivHelper | undefined;
 
   constructor(
     readonly cfg: DaemonConfig,
@@ -315,10 +319,13 @@ export class Daemon {
    * killpath program instead (daemon.md §5.3), with the pid appended when it asked for that.
    */
   signalClient(c: Client, sig: number): void {
+    metrics.kill(sig);
     if (sig === 100) {
       if (!c.killpath) return;
       const argv = splitKillArgs(c.killargs);
       if (c.killpathPidFlag && argv.length < KILLPATH_MAX_ARGS) argv.push(String(c.pid));
+      // sanlock runs killpath from its root helper; so do we once privileges are dropped
+      if (this.privHelper?.send({ t: 'run', path: c.killpath, args: argv })) return;
       try {
         const child = spawn(c.killpath, argv, { stdio: 'ignore', detached: true });
         child.on('error', (err) => this.log.error(`killpath ${c.killpath} failed: ${err.message}`));
@@ -333,6 +340,8 @@ export class Daemon {
       return;
     }
     const rv = c.proc.signal(sig);
+    // EPERM: the daemon dropped to -U/-G and the client belongs to another user
+    if (rv === -Errno.EPERM && this.privHelper?.send({ t: 'kill', pid: c.pid, sig, start: c.startTime })) return;
     if (rv < 0 && rv !== -3) this.log.error(`kill ${c.pid} sig ${sig} errno ${-rv}`);
   }
 
@@ -618,6 +627,7 @@ export class Daemon {
     c.proc?.close();
     const ph = ProcessHandle.open(pid);
     c.proc = typeof ph === 'number' ? undefined : ph;
+    c.startTime = procStartTime(pid);
     c.ownerName = String(pid);
     c.tokens = [];
     this.log.debug(`cmd_register ci ${c.ci} fd ${c.fd} pid ${pid}`);
@@ -648,8 +658,8 @@ export class Daemon {
       `write_init_io_timeout=${cfg.writeInitIoTimeout}`,
       `use_aio=${cfg.useAio}`,
       `kill_grace_seconds=${cfg.killGraceSeconds}`,
-      // signals are sent by the daemon itself (pidfd), so the "helper" is this process
-      `helper_pid=${process.pid}`,
+      // signals go through the daemon's own pidfds; the root helper exists only after a drop to -U/-G
+      `helper_pid=${this.privHelper?.pid ?? process.pid}`,
       'helper_kill_fd=-1',
       'helper_full_count=0',
       `helper_last_status=${monotime()}`,
