@@ -31,7 +31,9 @@ import {
   emptyDisk,
   emptyLockspace,
   emptyOptions,
+  MAX_RESOURCES,
 } from '../protocol/structs.js';
+import { wireString } from '../client/domain-xml.js';
 import { SanlockClient, lookupBytes, rentry, socketPath } from '../client/index.js';
 import { SanlockClientError } from '../client/errors.js';
 import * as rq from '../client/requests.js';
@@ -47,6 +49,9 @@ import { MAX_SORT_ENTRIES, formatHostStatus, formatStatus } from './client-outpu
 import { retryWhileBusy } from '../client/wait.js';
 import { explain, formatExplained } from '../lease/explain.js';
 import { deltaAcquireHeldWait, deltaShortDelay } from '../lease/timeouts.js';
+import { type DomainXmlLoad, describeLease, loadDomainXml } from './lease-xml.js';
+import { Errno, codeName } from '../codes.js';
+import { resultSentence } from '../client/errors.js';
 
 export interface ClientEnv {
   /** stdout (latin1 byte string) */
@@ -69,6 +74,8 @@ export interface ClientEnv {
  *   --request MODE    with --wait: ask the holder to release first (graceful|force)
  *   --progress        add_lockspace: say on stderr what is being waited for (default on a TTY)
  *   --json            add_lockspace: stdout is one JSON object {result, seconds, lockspace}
+ *   --domain-xml FILE command: also acquire every <devices><lease> of a libvirt domain XML
+ * Words after `-c` belong to the command being run and are never taken.
  */
 export interface ExtraOptions {
   explain: boolean;
@@ -76,6 +83,7 @@ export interface ExtraOptions {
   request?: 'graceful' | 'force';
   progress: boolean;
   json: boolean;
+  domainXml?: string;
 }
 
 export function takeExtraOptions(args: string[]): { rest: string[]; extra: ExtraOptions } | { error: string } {
@@ -83,6 +91,10 @@ export function takeExtraOptions(args: string[]): { rest: string[]; extra: Extra
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
+    if (a === '-c') {
+      rest.push(...args.slice(i));
+      break;
+    }
     if (a === '--explain') extra.explain = true;
     else if (a === '--progress') extra.progress = true;
     else if (a === '--json') extra.json = true;
@@ -94,6 +106,10 @@ export function takeExtraOptions(args: string[]): { rest: string[]; extra: Extra
       const v = args[++i];
       if (v !== 'graceful' && v !== 'force') return { error: '--request needs graceful or force' };
       extra.request = v;
+    } else if (a === '--domain-xml') {
+      const v = args[++i];
+      if (!v) return { error: '--domain-xml needs a file' };
+      extra.domainXml = v;
     } else rest.push(a);
   }
   return { rest, extra };
@@ -274,6 +290,22 @@ async function runSanlockAction(args: string[], env: ClientEnv, extra: ExtraOpti
 
   // -n sets NUM_HOSTS on every resource of command/acquire, -P makes them persistent.
   const resources = o.resources.map(resStruct);
+  let xml: DomainXmlLoad | undefined;
+  if (extra.domainXml !== undefined) {
+    if (action !== 'command') {
+      env.writeErr?.('--domain-xml is an option of client command only\n');
+      return 1;
+    }
+    // checked before anything is sent: a bad file registers and acquires nothing
+    const loaded = loadDomainXml(extra.domainXml);
+    if ('error' in loaded) {
+      last.rv = loaded.code;
+      env.writeErr?.(`${loaded.error}; nothing acquired\n`);
+      return 1;
+    }
+    xml = loaded;
+    resources.push(...loaded.resources);
+  }
   if (action === 'command' || action === 'acquire') {
     for (const r of resources) {
       if (o.numHosts) {
@@ -584,11 +616,34 @@ async function runSanlockAction(args: string[], env: ClientEnv, extra: ExtraOpti
       return exit(rv);
     }
     case 'command':
-      return commandAction(o, resources, client, env, out);
+      return commandAction(o, resources, client, env, out, xml);
   }
   // ACTIONS was checked on entry, so only a name in ACTIONS without a case above lands here.
   out(`client action "${action}" is unknown`);
   return 1;
+}
+
+/**
+ * Why `command --domain-xml` acquired nothing, naming the lease when it can be told: the daemon
+ * answers one result for a whole ACQUIRE, so a lockspace that is not joined (-ENOSPC) is looked
+ * up in the daemon's lockspace list; other results name the code and the leases sent.
+ */
+async function explainXmlFailure(xml: DomainXmlLoad, rv: number, fromArgs: number, taken: number, released: number, client: SanlockClient): Promise<string> {
+  const code = `${rv} ${codeName(rv)}: ${resultSentence(rv)}`;
+  const undo = taken === 0 ? 'nothing acquired' : released >= 0 ? `the ${taken} leases already taken were released, nothing is held` : `releasing the ${taken} leases already taken failed (${released}); they go when the registration closes`;
+  if (rv === -Errno.ENOSPC) {
+    const rep = await client.call(Cmd.GET_LOCKSPACES, rq.reqNoPayload(Cmd.GET_LOCKSPACES)).catch(() => null);
+    if (rep && rep.result >= 0) {
+      const joined = new Set((rep.lockspaces ?? []).filter((l) => !(l.flags & (LsFlag.ADD | LsFlag.REM))).map((l) => l.name));
+      const missing = xml.leases.filter((l) => !joined.has(wireString(l.lockspace)));
+      if (missing.length) {
+        return missing.map((l) => `domain XML ${xml.file}: ${describeLease(l)}: lockspace ${JSON.stringify(l.lockspace)} is not joined on this host (acquire returned ${code})`).join('\n') + `\ndomain XML ${xml.file}: ${undo}`;
+      }
+    }
+  }
+  const first = Math.max(0, taken - fromArgs);
+  const sent = xml.leases.slice(first, Math.max(0, taken + MAX_RESOURCES - fromArgs)).map((l) => `#${l.index}`).join(' ');
+  return `domain XML ${xml.file}: acquire of leases ${sent || '(from -r)'} failed with ${code}; ${undo}`;
 }
 
 /**
@@ -685,6 +740,7 @@ async function commandAction(
   client: SanlockClient,
   env: ClientEnv,
   out: (l: string) => void,
+  xml?: DomainXmlLoad,
 ): Promise<number> {
   // sanlock's lines sit in the stdio buffer: a terminal sees them at once, a pipe loses them
   // when execv replaces the process, and gets them at exit when no exec happens.
@@ -707,11 +763,25 @@ async function commandAction(
   }
   const fd = reg.fd;
   say(`register done ${fd}`);
-  say(`acquire fd ${fd}`);
   const flags = o.orphan ? AcquireFlag.ORPHAN : 0;
-  const { rv } = await rvOf(reg.call(Cmd.ACQUIRE, rq.reqAcquire(resources, emptyOptions(), flags, -1)));
-  say(`acquire done ${rv}`);
+  // libvirt's plugin names the owner after the domain (status shows `p PID NAME`)
+  const opts = { ...emptyOptions(), ownerName: xml?.ownerName ?? '' };
+  // One ACQUIRE is all-or-nothing but takes at most 8 resources (more is -E2BIG); a domain XML
+  // may list more, so they go in batches of 8 and a failing batch releases the earlier ones.
+  let rv = 0;
+  let taken = 0;
+  for (let i = 0; i < resources.length || i === 0; i += MAX_RESOURCES) {
+    const batch = resources.slice(i, i + MAX_RESOURCES);
+    say(`acquire fd ${fd}`);
+    rv = (await rvOf(reg.call(Cmd.ACQUIRE, rq.reqAcquire(batch, opts, flags, -1)))).rv;
+    say(`acquire done ${rv}`);
+    if (rv < 0) break;
+    taken += batch.length;
+  }
   if (rv < 0) {
+    let released = 0;
+    if (taken > 0) released = (await rvOf(reg.call(Cmd.RELEASE, rq.reqRelease([], ReleaseFlag.ALL, -1)))).rv;
+    if (xml) env.writeErr?.(`${await explainXmlFailure(xml, rv, o.resources.length, taken, released, client)}\n`);
     flush();
     reg.close();
     return 1;

@@ -8,6 +8,8 @@ const families: Record<string, () => Promise<CommandRunner>> = {
   client: async () => (await import('./client.js')).runClient,
   daemon: async () => (await import('../daemon/main.js')).runDaemon,
   cluster: async () => (await import('./cluster.js')).runCluster,
+  'lease-xml': async () => (await import('./lease-xml.js')).runLeaseXml,
+  domain: async () => (await import('./domain.js')).runDomain,
 };
 
 export async function main(argv: string[]): Promise<number> {

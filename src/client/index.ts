@@ -675,3 +675,6 @@ export async function connect(opts: ConnectOptions = {}): Promise<SanlockClient>
 
 export { decodeStateStream };
 export type { SmHeader };
+
+// VDSM-style storage-domain calls (src/client/domain.ts)
+export * from './domain.js';
