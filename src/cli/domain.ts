@@ -24,7 +24,7 @@ export const DOMAIN_USAGE = [
   '    --vm-leases N | --vm-lease ID ...   VM leases in xleases (1 MiB alignment only)',
   '    --align 1M|2M|4M|8M  --sector 512|4096  --version 4|5  --io-timeout S (default 10)',
   'sanlock-ts domain show DOMAIN [--json]           the layout, read from storage (no daemon)',
-  'sanlock-ts domain join DOMAIN --host-id N [--io-timeout S] [--no-wait]',
+  'sanlock-ts domain join DOMAIN --host-id N [--io-timeout S] [--no-wait]   (io_timeout default: the one on ids)',
   'sanlock-ts domain leave DOMAIN --host-id N [--unused]',
   'sanlock-ts domain status DOMAIN [--json]         hosts and lease owners, as this daemon sees them',
   'sanlock-ts domain spm acquire|release DOMAIN [--pid PID]',
@@ -177,9 +177,16 @@ async function leaseCommand(kind: LeaseKind, p: Parsed, out: (s: string) => void
   }
   if (action === 'release') throw new UsageProblem('release needs --pid (a foreground acquire releases when it ends)');
   const reg = await client.register();
-  if (kind === 'spm') await acquireSpm(reg, d);
-  else if (kind === 'volume-lease') await acquireVolumeLeases(reg, d, names);
-  else for (const n of names) await acquireVmLease(reg, d, n);
+  try {
+    if (kind === 'spm') await acquireSpm(reg, d);
+    else if (kind === 'volume-lease') await acquireVolumeLeases(reg, d, names);
+    else for (const n of names) await acquireVmLease(reg, d, n);
+  } catch (e) {
+    // the open registration would keep this process alive after the error is reported; closing
+    // it also makes the daemon release whatever part was acquired before the failure
+    reg.close();
+    throw e;
+  }
   out(`acquired ${label} pid ${process.pid}; holding until interrupted\n`);
   await holdUntilInterrupted(reg, async () => {
     if (kind === 'spm') await releaseSpm(reg, d);

@@ -52,7 +52,11 @@ export function vmLease(d: DomainLayout, id: string): LeaseSpot {
 }
 
 export interface JoinOptions {
-  /** io_timeout for add_lockspace (0 = the one stored on disk) */
+  /**
+   * io_timeout for add_lockspace; default the domain's (d.ioTimeout, read from the `ids` leader
+   * by readDomain), as clusterlock.py passes iotimeout=self._io_timeout. 0 would make the daemon
+   * use its own default (-o, 10 s), not the value on disk, and host_dead would then be 140 s.
+   */
   ioTimeout?: number;
   /** wait for the join to finish (vdsm's wait=True); default true */
   wait?: boolean;
@@ -67,7 +71,7 @@ export async function joinDomain(client: SanlockClient, d: DomainLayout, hostId:
   if (!Number.isInteger(hostId) || hostId < 1) throw new SanlockClientError(-22, 'join', `host id ${hostId}`);
   const ls = domainLockspace(d, hostId);
   try {
-    await client.addLockspace(ls, { async: true, ioTimeout: opts.ioTimeout ?? 0 });
+    await client.addLockspace(ls, { async: true, ioTimeout: opts.ioTimeout ?? d.ioTimeout });
   } catch (e) {
     if (!(e instanceof SanlockClientError)) throw e;
     if (e.code === EEXIST) return true;

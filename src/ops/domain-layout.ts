@@ -29,7 +29,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, fstatSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeLeader, DELTA_DISK_MAGIC, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
+import { decodeLeader, DELTA_DISK_MAGIC, type Leader, PAXOS_DISK_MAGIC } from '../ondisk/leader.js';
 import { geometryFor, geometryFromLeader, MIB, type Geometry } from '../ondisk/geometry.js';
 import { buildLockspaceInit, buildResourceInit } from '../ondisk/init.js';
 import { openDirectDisk } from '../storage/direct-disk.js';
@@ -188,8 +188,8 @@ export function fileDomainLayout(mount: string, o: DomainOptions): DomainLayout 
   const leasesPath = join(md, 'leases');
   const vols = names(o.volumes, `${o.sdUUID}:volume`);
   const vms = names(o.vmLeases, `${o.sdUUID}:vm`);
-  vols.forEach((v) => checkName('volume', v));
-  vms.forEach((v) => checkName('VM lease', v));
+  for (const v of vols) checkName('volume', v);
+  for (const v of vms) checkName('VM lease', v);
   const volumes: VolumeLease[] = vols.map((volume) => {
     const image = derivedUuid(`${o.sdUUID}:image:${volume}`);
     const volumePath = join(root, 'images', image, volume);
@@ -233,8 +233,8 @@ export function blockDomainLayout(vgDir: string, o: DomainOptions): DomainLayout
   const leasesPath = join(vgDir, 'leases');
   const vols = names(o.volumes, `${o.sdUUID}:volume`);
   const vms = names(o.vmLeases, `${o.sdUUID}:vm`);
-  vols.forEach((v) => checkName('volume', v));
-  vms.forEach((v) => checkName('VM lease', v));
+  for (const v of vols) checkName('volume', v);
+  for (const v of vms) checkName('VM lease', v);
   const first = firstMetadataSlot(n.version);
   const volumes: VolumeLease[] = vols.map((volume, i) => ({
     name: volume,
@@ -446,7 +446,7 @@ export async function readDomain(path: string, opts: { maxSlots?: number } = {})
     for (let slot = 1; slot < maxSlots; slot++) {
       const offset = volumeLeaseOffset(slot, align);
       if (offset + sector > size) break;
-      let l;
+      let l: Leader;
       try {
         l = decodeLeader(await readAt(leasesPath, sector, offset, sector), 0);
       } catch {

@@ -79,7 +79,7 @@ export async function startRealDaemon(runDir: string, extra: string[] = []): Pro
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => { log += d.toString(); });
   await waitFor(() => existsSync(join(runDir, 'sanlock.sock')) || proc.exitCode !== null, 10_000);
-  if (proc.exitCode !== null) throw new Error(`real sanlock daemon exited: ${log}`);
+  if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`real sanlock daemon exited: ${log}`);
   return {
     runDir,
     proc,
@@ -94,7 +94,8 @@ export async function startRealDaemon(runDir: string, extra: string[] = []): Pro
       }
     },
     async stop() {
-      if (proc.exitCode !== null) return;
+      // a daemon killed by a signal has exitCode null and signalCode set: its 'exit' already fired
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       try { process.kill(-proc.pid!, 'SIGKILL'); } catch { /* already gone */ }
       await exited;
