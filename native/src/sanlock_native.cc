@@ -25,6 +25,7 @@
 #endif
 
 void RegisterLoggingNative(Napi::Env env, Napi::Object exports);  // logging_native.cc
+void RegisterDirectIo(Napi::Env env, Napi::Object exports);       // direct_io.cc
 
 namespace {
 
@@ -173,6 +174,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mlockAll", Napi::Function::New(env, MlockAll));
   exports.Set("setSchedRR", Napi::Function::New(env, SetSchedRR));
   RegisterLoggingNative(env, exports);  // logging_native.cc: syslog, sd_notify
+  RegisterDirectIo(env, exports);       // direct_io.cc: O_DIRECT I/O threads
   return exports;
 }
 

@@ -31,6 +31,7 @@ import {
   verifyLeader,
 } from '../ondisk/leader.js';
 import type { Disk } from '../storage/disk.js';
+import { recycleReadBuffer } from '../storage/read-buffers.js';
 import type { Clock } from './clock.js';
 import { IoStats, ioRead, ioWrite } from './io.js';
 import {
@@ -378,7 +379,12 @@ export class DeltaLease {
       this.prevRenewalOk = true;
       // Our sector in the area buffer reflects what we just wrote, as the host-state tracker expects.
       sec.copy(area, own);
+      // The previous area is no one's any more: renewals run one after another and each caller
+      // is done with its area before the next renewal (the daemon's loop, the sim's hook). Its
+      // buffer serves the next large read instead of 1 MiB of garbage every 2 s when idle.
+      const prev = this.lastArea;
       this.lastArea = area;
+      if (prev !== area) recycleReadBuffer(prev);
       return area;
     } catch (e) {
       this.prevRenewalOk = false;

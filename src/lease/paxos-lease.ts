@@ -79,6 +79,7 @@ import {
 } from '../ondisk/leader.js';
 import { decodeRequest, encodeRequest, type RequestRecord } from '../ondisk/request.js';
 import type { Disk } from '../storage/disk.js';
+import { recycleReadBuffer } from '../storage/read-buffers.js';
 import type { Clock, Random } from './clock.js';
 import { IoStats, ioRead, ioWrite } from './io.js';
 import { DEFAULT_WATCHDOG_FIRE_TIMEOUT, hostDeadSeconds } from './timeouts.js';
@@ -435,6 +436,9 @@ export class PaxosLease {
         modes.push(mode);
         if (d.mbal > maxMbal) maxMbal = d.mbal;
       }
+      // Everything above was decoded or copied out of the area buffers: the next large read may
+      // reuse them (no new mapping, no garbage per acquire).
+      for (const b of bufs) recycleReadBuffer(b);
       // Adopt the lease's own geometry only after the dblock checks, as sanlock does (a 4K lease
       // read through a 512 lockspace fails -214 there).
       const lg = geometryFromLeader(leader.sectorSize, leader.flags);
@@ -525,6 +529,7 @@ export class PaxosLease {
     const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
     const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
     const scan = this.scanDblockArea(bufs, numHosts, sectors, nextLver, ourMbal);
+    for (const b of bufs) recycleReadBuffer(b); // the scan keeps no view of them
     // Every mode block is noted before any abort: the SH-holder check after a grant (possibly
     // one committed by another host) relies on what even an aborted ballot read.
     if (scan.abort) throw scan.abort;
@@ -596,6 +601,7 @@ export class PaxosLease {
     const sectors = Math.min(roundupPow2(numHosts + 2), Math.floor(this.geometry.alignSize / this.ss));
     const bufs = await this.readAll(0, sectors * this.ss, SanlkCode.SANLK_DBLOCK_READ);
     this.scanDblockArea(bufs, numHosts, sectors, undefined, 0);
+    for (const b of bufs) recycleReadBuffer(b);
   }
 
   private grant(l: Leader, byOther: boolean): Leader {

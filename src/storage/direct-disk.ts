@@ -1,4 +1,4 @@
-// The real Disk: O_DIRECT|O_SYNC I/O on a regular file or block device, run on worker threads
+// The real Disk: O_DIRECT|O_SYNC I/O on a regular file or block device, run on the I/O threads
 // of an IoContext (see io-context.ts for why and for the late-I/O rules), with per-call
 // deadlines like sanlock's aio timeouts.
 import assert from 'node:assert';

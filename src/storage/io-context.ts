@@ -1,25 +1,28 @@
-// An IoContext is a small private pool of I/O worker threads (default at most 2). The daemon
-// makes one per lockspace, like sanlock's one thread per lockspace: a hung device then stalls
-// only the context that uses it, never the event loop or other lockspaces.
+// An IoContext is a small private pool of I/O threads (default at most 2). The daemon makes one
+// per lockspace, like sanlock's one thread per lockspace: a hung device then stalls only the
+// context that uses it, never the event loop or other lockspaces. The threads are plain native
+// threads of the addon (native/src/direct_io.cc), not worker_threads (a V8 isolate each) and not
+// libuv's shared pool (4 threads that a few hung disks could fill).
 //
 // Rules that make late I/O safe:
-// - a worker gets one request at a time; a request whose deadline passes while queued is
+// - a thread gets one request at a time; a request whose deadline passes while queued is
 //   dropped and never executed, one that is already running is abandoned (the caller gets
-//   -202) and its worker stays "busy" until the syscall returns, so its aligned buffer is not
-//   reused before then;
-// - the next request goes to an idle worker or a fresh one, up to maxWorkers threads: a hung
+//   -202) and its thread stays "busy" until the syscall returns, so the request's aligned
+//   buffer is not reused before then;
+// - the next request goes to an idle thread or a fresh one, up to maxWorkers threads: a hung
 //   device can hold at most maxWorkers threads per context, after that requests wait in the
 //   queue and time out there;
-// - a disk's fd is closed only after every request that reached a worker for it returned, so
+// - a disk's fd is closed only after every request that reached a thread for it returned, so
 //   a late I/O can never land on a reused fd number.
 import assert from 'node:assert';
-import { Worker } from 'node:worker_threads';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import { DirectDisk, type DirectDiskOptions } from './direct-disk.js';
 import type { WorkerReply, WorkerRequest } from './io-protocol.js';
+import { type NativeExtra, type NativeGate, NativeOp, type NativeThread, nativeIo } from './native-io.js';
+import { giveBackIoBuffer, readResult, takeIoBuffer } from './read-buffers.js';
 
 export interface IoContextOptions {
-  /** Worker threads this context may hold at once, stuck ones included (default 2). */
+  /** I/O threads this context may hold at once, stuck ones included (default 2). */
   maxWorkers?: number;
   /** Shown in error details, e.g. the lockspace name. */
   name?: string;
@@ -48,11 +51,13 @@ export type IoResult = WorkerReply & { ok: true; data?: Buffer };
 interface Job {
   id: number;
   req: IoRequest;
-  /** Bytes of a write: the caller's buffer while the job is dispatched at once, else a copy. */
-  payload: Buffer | undefined;
+  /** The aligned buffer of a read or write; a write's bytes are copied in at submit. */
+  buf: Buffer | undefined;
   owner: IoOwner | undefined;
   state: 'queued' | 'running' | 'abandoned' | 'settled';
   stallGen: number;
+  /** CLOCK_MONOTONIC ms by which the request must have completed. */
+  deadline: number;
   timer: NodeJS.Timeout | undefined;
   resolve(result: IoResult): void;
   reject(err: SanlockError): void;
@@ -60,25 +65,34 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
+  id: number;
+  thread: NativeThread;
   job: Job | undefined;
   dead: boolean;
-  /** This worker's exchange area (see io-protocol.ts), grown on demand. */
-  exchange: Buffer | undefined;
 }
 
-const MIN_EXCHANGE = 64 * 1024;
-
 let nextId = 1;
-const workerUrl = new URL('./io-worker.js', import.meta.url);
+let nextSlotId = 1;
+
+/** CLOCK_MONOTONIC in ms, the clock the I/O threads stamp completions with (libuv's hrtime). */
+function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+const OPS: Record<WorkerRequest['op'], NativeOp> = {
+  open: NativeOp.Open,
+  size: NativeOp.Size,
+  read: NativeOp.Read,
+  write: NativeOp.Write,
+  close: NativeOp.Close,
+};
 
 export class IoContext {
   readonly name: string;
   readonly maxWorkers: number;
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
-  private readonly gateSab = new SharedArrayBuffer(4);
-  private readonly gate = new Int32Array(this.gateSab);
+  private readonly gate: NativeGate = nativeIo().ioGateNew();
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly members = new Set<IoCloseable>();
@@ -93,7 +107,7 @@ export class IoContext {
     this.name = opts.name ?? 'io';
   }
 
-  /** Live worker threads (idle, busy or stuck). */
+  /** Live I/O threads (idle, busy or stuck). */
   get workerCount(): number {
     return this.slots.length;
   }
@@ -134,13 +148,17 @@ export class IoContext {
       return Promise.reject(new SanlockError(-Errno.EBADF, `${describe}: io context ${this.name} is closed`));
     }
     assert(Number.isFinite(timeoutMs) && timeoutMs > 0, `timeoutMs must be > 0, got ${timeoutMs}`);
+    let buf: Buffer | undefined;
+    if (payload) {
+      // Copied now: the caller may reuse its buffer at once, even if the I/O runs late.
+      buf = takeIoBuffer(payload.length);
+      payload.copy(buf, 0);
+    }
     return new Promise((resolve, reject) => {
-      const job: Job = { id: nextId++, req, payload, owner, state: 'queued', stallGen: Atomics.load(this.gate, 0), timer: undefined, resolve, reject, describe };
+      const job: Job = { id: nextId++, req, buf, owner, state: 'queued', stallGen: req.stallMs > 0 ? nativeIo().ioGateGen(this.gate) : 0, deadline: monotonicMs() + timeoutMs, timer: undefined, resolve, reject, describe };
       job.timer = setTimeout(() => this.expire(job, timeoutMs), timeoutMs);
       this.queue.push(job);
       this.pump();
-      // Still queued: the caller may change its buffer before the request runs.
-      if (job.state === 'queued' && job.payload) job.payload = Buffer.from(job.payload);
     });
   }
 
@@ -167,8 +185,7 @@ export class IoContext {
 
   /** Test hook: ends every injected stall now (see DirectDisk.injectStall). */
   releaseStalls(): void {
-    Atomics.add(this.gate, 0, 1);
-    Atomics.notify(this.gate, 0);
+    nativeIo().ioGateRelease(this.gate);
   }
 
   /**
@@ -187,33 +204,24 @@ export class IoContext {
       this.settle(job, undefined, new SanlockError(-Errno.EBADF, `${job.describe}: io context ${this.name} closed`));
       job.owner?.onJobDone(undefined);
     }
-    // Not awaited: a worker still starting up can take a while to stop, and nothing waits on it.
-    for (const slot of [...this.slots]) if (!slot.job) void this.retire(slot);
+    for (const slot of [...this.slots]) if (!slot.job) this.retire(slot);
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerUrl, { workerData: { gate: this.gateSab },
-      name: `sanlock-io-${this.name}`,
-      // fds are shared by all workers of a context (opened in one, used and closed in others);
-      // a retiring worker must not close the fds it happened to open.
-      trackUnmanagedFds: false,
-    });
-    // A worker stuck in a syscall must not keep the process alive; pending callers keep
-    // their own deadline timers, which are referenced.
-    worker.unref();
-    const slot: Slot = { worker, job: undefined, dead: false, exchange: undefined };
-    worker.on('message', (reply: WorkerReply) => this.onReply(slot, reply));
-    worker.on('error', (err) => this.onWorkerGone(slot, err));
-    worker.on('exit', () => this.onWorkerGone(slot, undefined));
+    const id = nextSlotId++;
+    // The thread's completions arrive through an unref'd handle: a thread stuck in a syscall
+    // does not keep the process alive; pending callers keep their own deadline timers.
+    const thread = nativeIo().ioThreadStart(id, (_w, jobId, errno, message, extra) => this.onReply(slot, jobId, errno, message, extra));
+    const slot: Slot = { id, thread, job: undefined, dead: false };
     this.slots.push(slot);
     return slot;
   }
 
-  private retire(slot: Slot): Promise<number> {
+  private retire(slot: Slot): void {
     slot.dead = true;
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    return slot.worker.terminate();
+    nativeIo().ioThreadStop(slot.thread);
   }
 
   private pump(): void {
@@ -224,24 +232,38 @@ export class IoContext {
       const job = this.queue.shift()!;
       job.state = 'running';
       slot.job = job;
-      const msg = { ...job.req, id: job.id, stallGen: job.stallGen } as WorkerRequest;
-      const need = msg.op === 'read' || msg.op === 'write' ? msg.length : 0;
-      if (need > 0 && (!slot.exchange || slot.exchange.length < need)) {
-        // Only an idle worker gets a new area, so no late I/O can still be using the old one.
-        const sab = new SharedArrayBuffer(Math.max(MIN_EXCHANGE, need));
-        slot.exchange = Buffer.from(sab);
-        msg.exchange = sab;
-      }
-      if (job.payload) {
-        job.payload.copy(slot.exchange!, 0);
-        job.payload = undefined;
-      }
-      slot.worker.postMessage(msg);
+      const r = job.req;
+      if (r.op === 'read') job.buf = takeIoBuffer(r.length);
+      nativeIo().ioSubmit(
+        slot.thread,
+        job.id,
+        OPS[r.op],
+        r.op === 'open' ? -1 : r.fd,
+        r.op === 'read' || r.op === 'write' ? r.offset : 0,
+        r.op === 'read' || r.op === 'write' ? r.length : 0,
+        job.buf,
+        r.op === 'open' ? r.path : undefined,
+        r.op === 'open' ? r.readOnly : false,
+        r.stallMs,
+        r.stallMs > 0 ? this.gate : undefined,
+        job.stallGen,
+      );
     }
   }
 
   private expire(job: Job, timeoutMs: number): void {
     job.timer = undefined;
+    if (job.state === 'running') {
+      // A busy event loop can run this timer after the I/O already returned in time, with its
+      // completion still queued behind: that is no timeout (the completion settles the job).
+      const slot = this.slots.find((s) => s.job === job);
+      const doneAt = slot ? nativeIo().ioThreadDoneAt(slot.thread, job.id) : -1;
+      if (doneAt >= 0 && doneAt <= job.deadline) {
+        // The completion handle is unref'd: this timer keeps the process up until it arrives.
+        job.timer = setTimeout(() => this.expire(job, timeoutMs), 10);
+        return;
+      }
+    }
     const err = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${job.describe}: I/O timeout after ${timeoutMs} ms`, {
       context: this.name,
       started: job.state === 'running',
@@ -256,8 +278,8 @@ export class IoContext {
       this.timeouts++;
       job.state = 'abandoned';
       job.reject(err);
-      // The next request must not wait behind the hung one: it may use a fresh worker if the
-      // limit allows, started now so that its start-up (tens of ms) is not on that request.
+      // The next request must not wait behind the hung one: it may use a fresh thread if the
+      // limit allows, started now so that the next request finds it idle.
       this.pump();
       if (!this.closed && this.slots.length < this.maxWorkers && !this.slots.some((s) => !s.job && !s.dead)) this.spawn();
     }
@@ -266,6 +288,9 @@ export class IoContext {
   private settle(job: Job, reply: WorkerReply | undefined, err: SanlockError | undefined): void {
     if (job.timer) clearTimeout(job.timer);
     job.timer = undefined;
+    // A request that never reached a thread gives its buffer back now.
+    if (job.state === 'queued' && job.buf) giveBackIoBuffer(job.buf);
+    if (job.state === 'queued') job.buf = undefined;
     const wasPending = job.state === 'queued' || job.state === 'running';
     job.state = 'settled';
     if (!wasPending) return;
@@ -276,42 +301,31 @@ export class IoContext {
     }
   }
 
-  private onReply(slot: Slot, reply: WorkerReply): void {
+  private onReply(slot: Slot, jobId: number, errno: number, message: string | undefined, extra: NativeExtra | undefined): void {
     const job = slot.job;
-    assert(job && job.id === reply.id, 'io worker replied to a request it was not given');
+    assert(job && job.id === jobId, 'io thread replied to a request it was not given');
     slot.job = undefined;
     const late = job.state === 'abandoned';
     if (late) this.lateCompletions++;
+    const reply: WorkerReply = errno !== 0 ? { id: jobId, ok: false, errno, message: message ?? `errno ${errno}` } : { id: jobId, ok: true, ...extra };
     let result: IoResult | WorkerReply = reply;
-    if (reply.ok && job.req.op === 'read' && !late) {
-      // Copied out now: the exchange area belongs to the worker's next request.
-      const data = Buffer.allocUnsafeSlow(job.req.length);
-      slot.exchange!.copy(data, 0, 0, job.req.length);
-      result = { ...reply, data };
+    const buf = job.buf;
+    job.buf = undefined;
+    if (buf) {
+      // The thread is done with the buffer: a successful read's bytes go to a caller still
+      // waiting, every other buffer back to the pool.
+      if (reply.ok && job.req.op === 'read' && !late) result = { ...reply, data: readResult(buf) };
+      else giveBackIoBuffer(buf);
     }
     this.settle(job, result, undefined);
     job.owner?.onJobDone(late ? reply : undefined);
     if (this.closed) {
-      void this.retire(slot);
+      this.retire(slot);
       return;
     }
-    // Keep one idle worker; extra ones were started to route around a slow request.
+    // Keep one idle thread; extra ones were started to route around a slow request.
     const idle = this.slots.filter((s) => !s.job && !s.dead).length;
-    if (idle > 1 && this.queue.length === 0) void this.retire(slot);
+    if (idle > 1 && this.queue.length === 0) this.retire(slot);
     this.pump();
-  }
-
-  private onWorkerGone(slot: Slot, err: Error | undefined): void {
-    if (slot.dead && !slot.job) return;
-    slot.dead = true;
-    const i = this.slots.indexOf(slot);
-    if (i >= 0) this.slots.splice(i, 1);
-    const job = slot.job;
-    slot.job = undefined;
-    if (job) {
-      this.settle(job, undefined, new SanlockError(-Errno.EIO, `${job.describe}: io worker failed: ${err?.message ?? 'exited'}`));
-      job.owner?.onJobDone(undefined);
-    }
-    if (!this.closed) this.pump();
   }
 }
