@@ -234,19 +234,38 @@ void CallJs(Napi::Env env, Napi::Function cb, IoThread*, Job* job) {
   if (env != nullptr && cb != nullptr) {
     Napi::Value err = job->err ? Napi::Number::New(env, job->err) : Napi::Number::New(env, 0);
     Napi::Value msg = job->err ? Napi::String::New(env, job->message) : env.Undefined();
-    Napi::Value extra = env.Undefined();
+    // Raw calls whose failures are ignored: property sets also fail at teardown (see below), and
+    // node-addon-api's Set() would turn that failure into a fatal napi_throw.
+    napi_value extra = env.Undefined();
     if (job->op == kOpen || job->op == kSize) {
-      Napi::Object o = Napi::Object::New(env);
-      if (job->op == kOpen) {
-        o.Set("fd", Napi::Number::New(env, static_cast<double>(job->value)));
-        o.Set("isBlock", Napi::Boolean::New(env, job->isBlock));
-        o.Set("logicalSectorSize", Napi::Number::New(env, static_cast<double>(job->logical)));
-        o.Set("physicalSectorSize", Napi::Number::New(env, static_cast<double>(job->physical)));
+      napi_value o;
+      if (napi_create_object(env, &o) == napi_ok) {
+        auto num = [&](const char* k, double v) { napi_set_named_property(env, o, k, Napi::Number::New(env, v)); };
+        if (job->op == kOpen) {
+          num("fd", static_cast<double>(job->value));
+          napi_set_named_property(env, o, "isBlock", Napi::Boolean::New(env, job->isBlock));
+          num("logicalSectorSize", static_cast<double>(job->logical));
+          num("physicalSectorSize", static_cast<double>(job->physical));
+        }
+        num("size", static_cast<double>(job->size));
+        extra = o;
       }
-      o.Set("size", Napi::Number::New(env, static_cast<double>(job->size)));
-      extra = o;
     }
-    cb.Call({Napi::Number::New(env, job->workerId), Napi::Number::New(env, job->id), err, msg, extra});
+    // Not cb.Call(): while Node tears the environment down (process exit with an I/O still in
+    // flight, e.g. on a hung disk) JS can no longer run, napi_call_function fails, and
+    // node-addon-api's failure path (napi_throw) then aborts the process. A result nobody can
+    // receive any more is dropped.
+    napi_value argv[5] = {Napi::Number::New(env, job->workerId), Napi::Number::New(env, job->id), err, msg, extra};
+    napi_value result;
+    napi_status st = napi_call_function(env, env.Undefined(), cb, 5, argv, &result);
+    bool pending = false;
+    // At teardown the call fails with napi_pending_exception (module API 8) and nothing pending.
+    if (st != napi_ok && napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      // An exception thrown by onDone itself: surface it as an uncaught exception, as a throw
+      // from any other callback would.
+      napi_value exc;
+      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+    }
   }
   delete job;
 }
