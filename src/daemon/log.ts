@@ -307,6 +307,9 @@ export class DebugLogFile {
 
 export class DaemonLog {
   private ring: string[] = [];
+  /** ring[ringHead..] is the live ring: evicting by shift() is O(n) per line, which made a
+   *  junk flood (one "magic" line per 32 bytes) block the event loop for seconds */
+  private ringHead = 0;
   private ringBytes = 0;
   private fileFd = -1;
   private fileWriter: AsyncLineWriter | undefined;
@@ -345,7 +348,7 @@ export class DaemonLog {
       try {
         this.debugFile = new DebugLogFile(this.opts.debugLog);
         // the ring so far (start-up messages) goes to disk too
-        for (const l of this.ring) this.debugFile.push(`${l}\n`);
+        for (let i = this.ringHead; i < this.ring.length; i++) this.debugFile.push(`${this.ring[i]}\n`);
       } catch (err) {
         return `cannot open debug log ${this.opts.debugLog.path}: ${errText(err)}`;
       }
@@ -419,8 +422,12 @@ export class DaemonLog {
     if (Buffer.byteLength(line) > LINE_MAX - 1) line = Buffer.from(line).subarray(0, LINE_MAX - 1).toString();
     this.ring.push(line);
     this.ringBytes += line.length + 1;
-    while (this.ringBytes > RING_MAX_BYTES && this.ring.length > 1) {
-      this.ringBytes -= (this.ring.shift() as string).length + 1;
+    while (this.ringBytes > RING_MAX_BYTES && this.ring.length - this.ringHead > 1) {
+      this.ringBytes -= (this.ring[this.ringHead++] as string).length + 1;
+    }
+    if (this.ringHead > 4096 && this.ringHead * 2 > this.ring.length) {
+      this.ring.splice(0, this.ringHead);
+      this.ringHead = 0;
     }
     if (this.opts.toStderr) this.stderrWriter.push(`${line}\n`);
     if (this.early && this.early.length < AsyncLineWriter.MAX_QUEUE) this.early.push({ level, line });
@@ -448,7 +455,7 @@ export class DaemonLog {
 
   /** The ring as log_dump sends it: oldest first, lines joined by newlines, no final newline. */
   dump(): Buffer {
-    return Buffer.from(this.ring.join('\n'));
+    return Buffer.from((this.ringHead > 0 ? this.ring.slice(this.ringHead) : this.ring).join('\n'));
   }
 }
 

@@ -367,6 +367,9 @@ export class Daemon {
         c.cmdActive = 0;
         c.cmdLast = h.cmd;
         if (target.needFree && target.pidDead) this.freeDeadClient(target, h.cmd);
+        // a registered sender acting for another pid that went away meanwhile (e.g. cut
+        // mid-payload) was only marked: free it here or its slot leaks
+        if (c !== target && c.needFree && c.pidDead) this.freeDeadClient(c, h.cmd);
       }
     }
     c.cmdActive = h.cmd;
@@ -375,6 +378,9 @@ export class Daemon {
     } finally {
       c.cmdActive = 0;
       c.cmdLast = h.cmd;
+      // closed while this command ran (a registered client cut mid-payload): connectionClosed
+      // only marked it, as the command still held it; nobody else frees it
+      if (c.needFree && c.pidDead) this.freeDeadClient(c, h.cmd);
     }
   }
 

@@ -3,7 +3,7 @@
 // is printed in every failure message; `npm run fuzz -- --count N --seed S` reruns it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { pyAvailable } from '../daemon/our-daemon.js';
+import { pyAvailable, waitFor } from '../daemon/our-daemon.js';
 import { type FuzzRun, type Harness, LS, fuzzWithHarness, holderInquire, leaderOwner, rssKiB, startHarness, statusProbe } from './harness.js';
 
 const skip = !pyAvailable();
@@ -68,5 +68,10 @@ describe(`daemon fuzz (seed ${SEED})`, { skip }, () => {
     assert.match(st, new RegExp(`^s ${LS}:1:`, 'm'), why('lockspace left'));
     assert.match(st, new RegExp(`^r ${LS}:KEEP_EX:`, 'm'), why('KEEP_EX missing from status'));
     assert.match(st, new RegExp(`^r ${LS}:KEEP_SH:`, 'm'), why('KEEP_SH missing from status'));
+    // every connection the fuzzer opened is closed: none of its (registered) client slots may be
+    // left behind, or a long run would exhaust them
+    await waitFor(() => !new RegExp(`^p ${process.pid} `, 'm').test(h.d.cli(['client', 'status']).stdout), 10_000, 'fuzzer client slots freed').catch(() => {
+      assert.fail(why(`client slots of closed fuzz connections left behind:\n${h.d.cli(['client', 'status']).stdout}`));
+    });
   });
 });

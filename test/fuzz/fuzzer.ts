@@ -72,6 +72,8 @@ export interface FuzzStats {
   sanitizedBytes: number;
   replyBytes: number;
   daemonClosed: number;
+  /** connects that met a full listen backlog (EAGAIN) and were retried */
+  connectRetries: number;
   elapsedMs: number;
 }
 
@@ -302,11 +304,23 @@ class Conn {
   ) {}
 
   async open(): Promise<void> {
-    this.sock = await new Promise<Socket>((res, rej) => {
-      const s = connect(this.path);
-      s.once('connect', () => res(s));
-      s.once('error', rej);
-    });
+    // EAGAIN: the listen backlog is full (every cut connection sits there until accepted);
+    // like any client, wait and retry. A daemon that stops accepting for good still fails the
+    // run, through the status probes and this bound.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.sock = await new Promise<Socket>((res, rej) => {
+          const s = connect(this.path);
+          s.once('connect', () => res(s));
+          s.once('error', rej);
+        });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || attempt >= 500) throw e;
+        this.stats.connectRetries++;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
     this.closed = false;
     this.tail = Buffer.alloc(0);
     this.stats.connectionsOpened++;
@@ -366,6 +380,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzStats> {
     sanitizedBytes: 0,
     replyBytes: 0,
     daemonClosed: 0,
+    connectRetries: 0,
     elapsedMs: 0,
   };
   const t0 = Date.now();

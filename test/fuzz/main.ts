@@ -3,6 +3,7 @@
 // exits 1 (printing the seed) on any failure.
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
+import { waitFor } from '../daemon/our-daemon.js';
 import { fuzzWithHarness, holderInquire, leaderOwner, startHarness, statusProbe } from './harness.js';
 
 const { values } = parseArgs({
@@ -28,6 +29,13 @@ try {
   const inq = await holderInquire(h);
   assert.equal(inq, inqBefore, 'holder inquire changed');
   assert.equal(leaderOwner(h.leases, 0), 1);
+  // no client slot of the fuzzer's closed connections is left behind
+  await waitFor(() => !new RegExp(`^p ${process.pid} `, 'm').test(h.d.cli(['client', 'status']).stdout), 30_000, 'fuzzer client slots freed').catch((e) => {
+    const st = h.d.cli(['client', 'status', '-D']).stdout;
+    console.error(st.split(/\n(?=[psr] )/).filter((b) => b.startsWith(`p ${process.pid} `)).join('\n'));
+    throw e;
+  });
+  console.log(`client slots left by the fuzzer: 0; status lists ${(h.d.cli(['client', 'status']).stdout.match(/^p /gm) ?? []).length} client lines`);
 } catch (e) {
   failed = true;
   console.error(`FUZZ FAILED with seed ${seed} (rerun: npm run fuzz -- --count ${count} --seed ${seed})`);

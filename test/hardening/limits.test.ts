@@ -145,6 +145,35 @@ describe('connection limit of our daemon', { skip }, () => {
     return r.length === 32 ? r.readUInt32LE(8) : -1;
   }
 
+  test('registered connections cut mid-payload free their client slots (found by the long fuzz run)', async () => {
+    const mine = (): number => [...s.d.cli(['client', 'status']).stdout.matchAll(new RegExp(`^p ${process.pid} `, 'gm'))].length;
+    // T: a registered connection of this pid that stays; the others act for this pid (so for T)
+    const t = await s.d.rawConnect();
+    t.write(header(1));
+    await waitFor(() => mine() === 1, 5000, 'T registered');
+    const cut = async (cmd: number, data2: number): Promise<void> => {
+      const k = await s.d.rawConnect();
+      k.write(header(1));
+      // the header promises a payload; only 10 bytes of it come before the close
+      k.write(Buffer.concat([header(cmd, { data: 1, data2, length: 32 + 2000 }), Buffer.alloc(10, 0x41)]));
+      await new Promise((r) => setTimeout(r, 50));
+      k.destroy();
+    };
+    try {
+      for (let i = 0; i < 5; i++) {
+        await cut(16, 0); // INQ_LOCKSPACE: a lockspace command
+        await cut(24, 0); // READ_RESOURCE_OWNERS: a storage command
+        await cut(7, process.pid); // ACQUIRE for another client of this pid (T)
+      }
+      await waitFor(() => mine() === 1, 10_000, 'cut connections freed').catch(() => {
+        assert.fail(`client slots left behind:\n${s.d.cli(['client', 'status', '-D']).stdout}`);
+      });
+    } finally {
+      t.destroy();
+    }
+    await waitFor(() => mine() === 0, 10_000, 'T freed');
+  });
+
   test('1 022 connections are served (sanlock: 1 024 slots less listener and helper); the next is closed; a freed slot is reused', async () => {
     const socks: Socket[] = [];
     try {

@@ -17,8 +17,12 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_pr
 import { chmodSync, chownSync, existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect, type Socket } from 'node:net';
 import { parseHelperMsg, procStartTime } from '../../src/daemon/priv-helper.js';
-import { haveRealSanlock, havePythonSanlock, PYTHON, SANLOCK_BIN, scratchDir, setrlimitShim } from '../helpers/real-sanlock.js';
+import { Cmd, RestrictFlag } from '../../src/protocol/commands.js';
+import { emptyOptions, encodeOptions, encodeResource, makeResource } from '../../src/protocol/structs.js';
+import { header, readBytes, startOurDaemon } from '../daemon/our-daemon.js';
+import { haveRealSanlock, havePythonSanlock, PYTHON, SANLOCK_BIN, scratchDir, setrlimitShim, startRealDaemon } from '../helpers/real-sanlock.js';
 
 const OUR_BIN = resolve('bin/sanlock-ts');
 const MiB = 1024 * 1024;
@@ -361,6 +365,13 @@ describe('privileges: ours vs the real sanlock 3.8.5', { skip }, () => {
     const holder = await startHolder(runDir, leases);
     holders.push(holder.proc);
     const p = String(holder.pid);
+    // a user who may not use the socket cannot act for the root holder either: refused at
+    // connect, and the lease file is not touched
+    const leasesBefore = readFileSync(leases);
+    m.outsiderInquireForRoot = py(runDir, OUTSIDER, 'inquire', p);
+    m.outsiderAcquireForRoot = py(runDir, OUTSIDER, 'acquire', p, leases, 'R2', String(MiB));
+    m.outsiderReleaseForRoot = py(runDir, OUTSIDER, 'release', p, leases, 'R1', '0');
+    m.leasesUntouchedByOutsider = readFileSync(leases).equals(leasesBefore);
     m.inquireForRoot = py(runDir, MEMBER, 'inquire', p);
     m.acquireForRoot = py(runDir, MEMBER, 'acquire', p, leases, 'R2', String(MiB));
     m.inquireAfterAcquire = py(runDir, MEMBER, 'inquire', p);
@@ -401,6 +412,10 @@ describe('privileges: ours vs the real sanlock 3.8.5', { skip }, () => {
       memberConnect: 'OK',
       memberAddLockspace: 'OK',
       memberOwnLease: 'OK | OK R2 | OK',
+      outsiderInquireForRoot: 'ERR 13',
+      outsiderAcquireForRoot: 'ERR 13',
+      outsiderReleaseForRoot: 'ERR 13',
+      leasesUntouchedByOutsider: true,
       inquireForRoot: 'OK R1',
       acquireForRoot: 'OK',
       inquireAfterAcquire: 'OK R1,R2',
@@ -433,5 +448,109 @@ describe('root helper pieces', () => {
     assert.throws(() => parseHelperMsg('{"t":"run","path":"","args":[]}'));
     assert.throws(() => parseHelperMsg('{"t":"exec"}'));
     assert.throws(() => parseHelperMsg('not json'));
+  });
+});
+
+/**
+ * SANLK_RESTRICT_ALL is a client's promise about its own connection, not a permission: sanlock
+ * ignores every later message on that connection, yet another connection may still acquire
+ * for the restricted pid. Ours must do both the same way. Needs only the real daemon (no root).
+ */
+describe('socket users without a permission model: ours vs the real sanlock', { skip: !haveRealSanlock() ? 'needs /usr/sbin/sanlock' : false }, () => {
+  let dir = '';
+  before(() => {
+    dir = scratchDir('restrict');
+  });
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function connectTo(runDir: string): Promise<Socket> {
+    return new Promise((res, rej) => {
+      const s = connect(join(runDir, 'sanlock.sock'));
+      s.once('connect', () => res(s));
+      s.once('error', rej);
+    });
+  }
+
+  async function run(kind: Kind): Promise<Record<string, unknown>> {
+    const ids = join(dir, `${kind}-ids`);
+    const leases = join(dir, `${kind}-leases`);
+    execFileSync('truncate', ['-s', '1M', ids]);
+    execFileSync('truncate', ['-s', '1M', leases]);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-s', `LS:0:${ids}:0`, '-o', '1']);
+    execFileSync(SANLOCK_BIN, ['direct', 'init', '-r', `LS:R1:${leases}:0`]);
+    const runDir = join(dir, `run-${kind}`);
+    const d = kind === 'real' ? await startRealDaemon(runDir) : await startOurDaemon(runDir);
+    const m: Record<string, unknown> = {};
+    const socks: Socket[] = [];
+    try {
+      assert.equal(d.cli(['client', 'add_lockspace', '-s', `LS:1:${ids}:0`, '-o', '1']).status, 0);
+      const payload = Buffer.concat([encodeResource(makeResource('LS', 'R1', [{ path: leases, offset: 0, pad1: 0, pad2: 0 }])), encodeOptions(emptyOptions())]);
+      // On the restricted connection every byte is read as a header, and sanlock reads headers
+      // with MSG_WAITALL in its main loop, so a partial one would stall the real daemon: pad
+      // that message with zeros to whole headers (each dropped as a bad magic).
+      const pad = Buffer.alloc((32 - ((32 + payload.length) % 32)) % 32);
+      const acquire = (data2: number, padded: boolean): Buffer =>
+        Buffer.concat([header(Cmd.ACQUIRE, { data: 1, data2, length: 32 + payload.length }), payload, ...(padded ? [pad] : [])]);
+      const a = await connectTo(runDir);
+      socks.push(a);
+      // REGISTER has no reply
+      a.write(header(Cmd.REGISTER));
+      a.write(header(Cmd.RESTRICT, { cmdFlags: RestrictFlag.ALL }));
+      const rr = await readBytes(a, 32);
+      m.restrict = { result: rr.readInt32LE(24), cmdFlags: rr.readUInt32LE(12) };
+      const leasesBefore = readFileSync(leases);
+      a.write(acquire(-1, true));
+      m.ownAcquireAnswerBytes = (await readBytes(a, 32, 1500)).length;
+      m.ownAcquireConnectionOpen = !a.destroyed && a.readyState === 'open';
+      m.ownAcquireWroteLease = !readFileSync(leases).equals(leasesBefore);
+      m.heldAfterOwnAcquire = /^r LS:R1:/m.test(d.cli(['client', 'status']).stdout);
+      // another connection acts for the restricted pid (this process)
+      const b = await connectTo(runDir);
+      socks.push(b);
+      b.write(acquire(process.pid, false));
+      m.acquireForRestrictedPid = (await readBytes(b, 32, 10_000)).readInt32LE(24);
+      m.heldAfterAcquireFor = /^r LS:R1:[^\n]* p \d+/m.test(d.cli(['client', 'status']).stdout);
+    } finally {
+      for (const s of socks) s.destroy();
+      await d.stop();
+    }
+    return m;
+  }
+
+  test('a restricted connection is ignored; acting for its pid from another connection is not prevented', async () => {
+    const real = await run('real');
+    const ours = await run('ours');
+    assert.deepEqual(ours, real);
+    assert.deepEqual(real, {
+      restrict: { result: 0, cmdFlags: RestrictFlag.ALL },
+      ownAcquireAnswerBytes: 0,
+      ownAcquireConnectionOpen: true,
+      ownAcquireWroteLease: false,
+      heldAfterOwnAcquire: false,
+      acquireForRestrictedPid: 0,
+      heldAfterAcquireFor: true,
+    });
+  });
+
+  test('a socket user who sends a partial header and waits stalls the real daemon, not ours', async () => {
+    const res: Record<string, boolean> = {};
+    for (const kind of ['real', 'ours'] as Kind[]) {
+      const runDir = join(dir, `run-partial-${kind}`);
+      const d = kind === 'real' ? await startRealDaemon(runDir) : await startOurDaemon(runDir);
+      const s = await connectTo(runDir);
+      try {
+        s.write(header(Cmd.VERSION).subarray(0, 10));
+        await new Promise((r) => setTimeout(r, 300));
+        const st = spawnSync(SANLOCK_BIN, ['client', 'status'], { env: d.env, encoding: 'utf8', timeout: 3000 });
+        res[kind] = st.status === 0 && /^daemon /m.test(st.stdout);
+      } finally {
+        s.destroy();
+        await d.stop();
+      }
+    }
+    // sanlock 3.8.5 reads each header with MSG_WAITALL on its main thread
+    assert.deepEqual(res, { real: false, ours: true });
   });
 });
