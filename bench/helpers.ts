@@ -16,13 +16,29 @@ export const MIB = 1024 * 1024;
  *   1 MiB apart, resource names R<offset/MiB> of PATH's basename), prints {"t0","t1"} on
  *   CLOCK_MONOTONIC (shared by all processes), waits for a line, releases all, prints {"t2","t3"}.
  * - hold LS PATH COUNT: acquires COUNT leases, prints "held", releases when stdin closes.
- * - join LS PATH: times add_lockspace (host_id 1, io_timeout 1) and rem_lockspace.
+ * - loop LS PATH COUNT SECS: registers, prints "ready", waits for a line, then acquires and
+ *   releases COUNT leases (as `many`) over and over for SECS seconds; prints {"cycles"}.
+ * - addls LS PATH JSON: adds the lockspaces [[name, path]...] (host_id 1, io_timeout 1) at once,
+ *   waits until each has joined or failed, prints {"failed": [names]} (LS and PATH unused).
+ * - join LS PATH [IO_TIMEOUT]: times add_lockspace (host_id 1, io_timeout 1 by default) and
+ *   rem_lockspace.
  */
 export const DRIVER_PY = `
 import sanlock, sys, json, time, os
 cmd, ls, path = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
 def res(i):
     return (os.path.basename(path) + '-R%d' % i).encode()
+RETRIES = [0]
+def acquire(*a, **k):
+    # io_timeout 1 s: when other work floods the shared disk an acquire can fail with an I/O
+    # timeout (-202) in either daemon; it is retried (and counted) rather than ending the run
+    for attempt in range(5):
+        try:
+            return sanlock.acquire(*a, **k)
+        except sanlock.SanlockException as e:
+            if e.args[0] != -202 or attempt == 4:
+                raise
+            RETRIES[0] += 1
 if cmd == 'pairs':
     n = int(sys.argv[4])
     fd = sanlock.register()
@@ -31,10 +47,11 @@ if cmd == 'pairs':
         lat = []
         for _ in range(n):
             t = time.perf_counter()
-            sanlock.acquire(ls, b'PAIR', [(path, 0)], slkfd=fd, shared=sh)
+            acquire(ls, b'PAIR', [(path, 0)], slkfd=fd, shared=sh)
             sanlock.release(ls, b'PAIR', [(path, 0)], slkfd=fd)
             lat.append((time.perf_counter() - t) * 1e6)
         out[key] = lat
+    out['retries'] = RETRIES[0]
     print(json.dumps(out), flush=True)
 elif cmd == 'many':
     count = int(sys.argv[4])
@@ -43,9 +60,9 @@ elif cmd == 'many':
     sys.stdin.readline()
     t0 = time.monotonic()
     for i in range(count):
-        sanlock.acquire(ls, res(i), [(path, i << 20)], slkfd=fd)
+        acquire(ls, res(i), [(path, i << 20)], slkfd=fd)
     t1 = time.monotonic()
-    print(json.dumps({'t0': t0, 't1': t1}), flush=True)
+    print(json.dumps({'t0': t0, 't1': t1, 'retries': RETRIES[0]}), flush=True)
     sys.stdin.readline()
     t2 = time.monotonic()
     for i in range(count):
@@ -56,14 +73,47 @@ elif cmd == 'hold':
     count = int(sys.argv[4])
     fd = sanlock.register()
     for i in range(count):
-        sanlock.acquire(ls, res(i), [(path, i << 20)], slkfd=fd)
+        acquire(ls, res(i), [(path, i << 20)], slkfd=fd)
     print('held', flush=True)
     sys.stdin.read()
     for i in range(count):
         sanlock.release(ls, res(i), [(path, i << 20)], slkfd=fd)
+elif cmd == 'loop':
+    count, secs = int(sys.argv[4]), float(sys.argv[5])
+    fd = sanlock.register()
+    print('ready', flush=True)
+    sys.stdin.readline()
+    end = time.monotonic() + secs
+    cycles = 0
+    while time.monotonic() < end:
+        for i in range(count):
+            acquire(ls, res(i), [(path, i << 20)], slkfd=fd)
+        for i in range(count):
+            sanlock.release(ls, res(i), [(path, i << 20)], slkfd=fd)
+        cycles += 1
+    print(json.dumps({'cycles': cycles, 'retries': RETRIES[0]}), flush=True)
+elif cmd == 'addls':
+    spaces = json.loads(sys.argv[4])
+    for name, p in spaces:
+        sanlock.add_lockspace(name.encode(), 1, p, 0, iotimeout=1, wait=False)
+    end = time.monotonic() + 120
+    left = list(spaces)
+    failed = []
+    while left and time.monotonic() < end:
+        nl = []
+        for n, p in left:
+            try:
+                if not sanlock.inq_lockspace(n.encode(), 1, p, 0, wait=False):
+                    nl.append((n, p))
+            except sanlock.SanlockException:
+                failed.append(n)  # the join failed (e.g. an I/O timeout on a busy disk)
+        left = nl
+        time.sleep(0.05)
+    print(json.dumps({'failed': failed + [n for n, p in left]}), flush=True)
 elif cmd == 'join':
+    iot = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     t = time.perf_counter()
-    sanlock.add_lockspace(ls, 1, path, 0, iotimeout=1)
+    sanlock.add_lockspace(ls, 1, path, 0, iotimeout=iot)
     t1 = time.perf_counter()
     sanlock.rem_lockspace(ls, 1, path, 0)
     t2 = time.perf_counter()
@@ -173,4 +223,71 @@ export function quantile(sorted: number[], q: number): number {
 
 export function median(xs: number[]): number {
   return quantile([...xs].sort((a, b) => a - b), 0.5);
+}
+
+/** Latency distributions kept for the chart main.ts writes (bench-results.svg). */
+export interface RecordedDistribution {
+  title: string;
+  unit: string;
+  series: Record<string, number[]>;
+  scale?: 'log' | 'linear';
+}
+
+export const distributions: RecordedDistribution[] = [];
+
+export function recordDistribution(title: string, unit: string, series: Record<string, number[]>, scale: 'log' | 'linear' = 'log'): void {
+  distributions.push({ title, unit, series, scale });
+}
+
+export function p99(xs: number[]): number {
+  return quantile([...xs].sort((a, b) => a - b), 0.99);
+}
+
+/** A target from the issue: PASS when `value op bound`. */
+export function target(text: string, value: number, op: '<=' | '>=', bound: number): { text: string; pass: boolean } {
+  return { text, pass: Number.isFinite(value) && (op === '<=' ? value <= bound : value >= bound) };
+}
+
+/**
+ * Watches the delta-lease timestamp of host_id 1 in each lockspace file (O_DIRECT, every
+ * POLL_MS) and records the CLOCK_MONOTONIC time at which it changes: the moment a renewal's write
+ * is visible on disk. The same for both daemons, whatever their I/O path (inotify does not see
+ * libaio writes). Prints {"changes": [[file index, t]...]} when stdin closes.
+ */
+export const POLLER_PY = `
+import os, sys, mmap, json, time, struct, threading
+paths = json.loads(sys.argv[1])
+poll = float(sys.argv[2]) / 1000.0
+fds = [os.open(p, os.O_RDONLY | os.O_DIRECT) for p in paths]
+buf = mmap.mmap(-1, 4096)
+last = [None] * len(paths)
+changes = []
+stop = threading.Event()
+def closer():
+    sys.stdin.read()
+    stop.set()
+threading.Thread(target=closer, daemon=True).start()
+print('polling', flush=True)
+while not stop.is_set():
+    for i, fd in enumerate(fds):
+        os.preadv(fd, [buf], 0)
+        ts = struct.unpack_from('<Q', buf, 152)[0]
+        if last[i] is not None and ts != last[i]:
+            changes.append([i, time.monotonic()])
+        last[i] = ts
+    time.sleep(poll)
+print(json.dumps({'changes': changes}), flush=True)
+`;
+
+/** Busy and total jiffies of the whole machine (/proc/stat "cpu" line). */
+export function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/** Cores kept busy (all processes) between two machineCpu samples taken `secs` apart. */
+export function busyCores(a: { busy: number }, b: { busy: number }, secs: number): number {
+  return ticksToMs(b.busy - a.busy) / 1000 / secs;
 }

@@ -2,11 +2,16 @@
 // A case module is any bench/<x>.ts (other than this file) exporting `cases: BenchCase[]`;
 // it is picked up automatically. `node dist/bench/main.js storage` runs only cases whose
 // name contains "storage". Results are also written to bench-results.json in the working
-// directory (git-ignored), with the machine they were measured on.
+// directory (git-ignored), with the machine they were measured on, and the latency
+// distributions the cases recorded are drawn into bench-results.svg. Environment: BENCH_QUICK=1
+// skips the slow parts of the daemon cases (bench/daemon.ts), BENCH_SKIP=a,b leaves out cases
+// whose name contains a or b, BENCH_SCALE scales the many-leases load.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { distributionsSvg } from './chart.js';
+import { distributions, quantile } from './helpers.js';
 
 export interface Row {
   /** What was measured, e.g. "read 4 KiB median". */
@@ -17,6 +22,8 @@ export interface Row {
   /** The same quantity for the reference implementation (dd, real sanlock...), if any. */
   ref?: { name: string; value: number };
   note?: string;
+  /** A target of issue 8 this row is judged against, e.g. "ratio ≤ 0.8", and whether it is met. */
+  target?: { text: string; pass: boolean };
 }
 
 export interface BenchCase {
@@ -36,7 +43,7 @@ function fmt(v: number): string {
 
 /** Prints rows as an aligned text table; the ratio column is value / reference. */
 export function printTable(caseName: string, rows: Row[], out: (s: string) => void = console.log): void {
-  const header = ['case', 'metric', 'value', 'unit', 'reference', 'ratio', 'note'];
+  const header = ['case', 'metric', 'value', 'unit', 'reference', 'ratio', 'target', 'note'];
   const lines = rows.map((r) => [
     caseName,
     r.metric,
@@ -44,6 +51,7 @@ export function printTable(caseName: string, rows: Row[], out: (s: string) => vo
     r.unit,
     r.ref ? `${r.ref.name} ${fmt(r.ref.value)}` : '',
     r.ref && r.ref.value !== 0 ? `${fmt(r.value / r.ref.value)}x` : '',
+    r.target ? `${r.target.pass ? 'PASS' : 'MISS'} (${r.target.text})` : '',
     r.note ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
@@ -87,13 +95,16 @@ function jsonRow(r: Row): Record<string, unknown> {
     unit: r.unit,
     ...(r.ref ? { ref: { name: r.ref.name, value: num(r.ref.value) }, ratio: r.ref.value !== 0 ? num(r.value / r.ref.value) : null } : {}),
     ...(r.note !== undefined ? { note: r.note } : {}),
+    ...(r.target ? { target: r.target.text, pass: r.target.pass } : {}),
   };
 }
 
 async function main(): Promise<number> {
   const filter = process.argv.slice(2);
   const all = await loadCases();
-  const chosen = filter.length ? all.filter((c) => filter.some((f) => c.name.includes(f))) : all;
+  // BENCH_SKIP=a,b leaves out the cases whose name contains a or b (e.g. the slow fencing run)
+  const skip = (process.env.BENCH_SKIP ?? '').split(',').filter(Boolean);
+  const chosen = (filter.length ? all.filter((c) => filter.some((f) => c.name.includes(f))) : all).filter((c) => !skip.some((s) => c.name.includes(s)));
   if (chosen.length === 0) {
     console.error(`no benchmark case matches ${filter.join(' ')}; cases: ${all.map((c) => c.name).join(', ')}`);
     return 1;
@@ -114,9 +125,38 @@ async function main(): Promise<number> {
       console.error(`bench case ${c.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     }
   }
-  console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const doc = { date: new Date().toISOString(), filter, machine: machine(), env: { BENCH_SCALE: process.env.BENCH_SCALE ?? null }, results };
+  const total = (performance.now() - t0) / 1000;
+  const targets = results.flatMap((r) => (r.rows ?? []).filter((x) => x.target !== undefined).map((x) => ({ case: r.case, ...x }) as Record<string, unknown>));
+  if (targets.length) {
+    console.log('targets (issue 8):');
+    for (const t of targets) console.log(`  ${t.pass ? 'PASS' : 'MISS'}  ${t.case}: ${String(t.metric)} = ${fmt(Number(t.value ?? Number.NaN))} ${String(t.unit)}${t.ratio != null ? ` (ratio ${fmt(Number(t.ratio))})` : ''}; target ${String(t.target)}`);
+  }
+  console.log(`total ${total.toFixed(1)} s`);
+  const dists = distributions.map((d) => ({
+    title: d.title,
+    unit: d.unit,
+    series: Object.fromEntries(
+      Object.entries(d.series).map(([k, v]) => {
+        const s = [...v].sort((a, b) => a - b);
+        return [k, { n: s.length, min: s[0] ?? null, median: s.length ? quantile(s, 0.5) : null, p90: s.length ? quantile(s, 0.9) : null, p99: s.length ? quantile(s, 0.99) : null, max: s[s.length - 1] ?? null, samples: s }];
+      }),
+    ),
+  }));
+  const doc = {
+    date: new Date().toISOString(),
+    seconds: total,
+    filter,
+    machine: machine(),
+    env: Object.fromEntries(['BENCH_SCALE', 'BENCH_QUICK', 'BENCH_SKIP', 'BENCH_REAL_DAEMON_ARGS'].map((k) => [k, process.env[k] ?? null])),
+    results,
+    distributions: dists,
+  };
   writeFileSync('bench-results.json', `${JSON.stringify(doc, null, 2)}\n`);
+  if (distributions.length) {
+    const m = machine();
+    writeFileSync('bench-results.svg', distributionsSvg(distributions, `sanlock-ts vs sanlock 3.8.5, ${doc.date}, ${String(m.nproc)} CPUs ${String(m.cpuModel)}, node ${String(m.node)}`));
+    console.log('wrote bench-results.json and bench-results.svg');
+  }
   return failed ? 1 : 0;
 }
 
