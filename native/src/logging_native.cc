@@ -71,7 +71,12 @@ Napi::Value SyslogOpen(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lk(g_mu);
   if (g_open) return Napi::Number::New(env, 0);
   g_ident = info[0].As<Napi::String>().Utf8Value();
-  openlog(g_ident.c_str(), LOG_CONS | LOG_PID, info[1].As<Napi::Number>().Int32Value());
+  // No LOG_CONS (sanlock sets it): with no syslog daemon listening, glibc then writes every
+  // message to /dev/console, often a serial port at a few kB/s, and a client flooding us with
+  // bad messages (each logged at LOG_ERR) kept a core busy in the tty driver with interrupts
+  // off, stalling the whole host, our renewals included (found by the long fuzz runs). Without
+  // a syslog daemon the messages still reach the log file and the log_dump buffer.
+  openlog(g_ident.c_str(), LOG_PID, info[1].As<Napi::Number>().Int32Value());
   g_open = true;
   g_stop = false;
   // detached: a joinable std::thread still running at process exit would call terminate()

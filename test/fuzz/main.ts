@@ -16,6 +16,12 @@ assert.ok(Number.isInteger(count) && count > 0, '--count must be a positive inte
 assert.ok(Number.isInteger(seed), '--seed must be an integer');
 
 console.log(`fuzz: seed ${seed}, ${count} messages, ${connections} connections`);
+// The fuzzer's connections register as this process, so a fuzzed rem_lockspace or a failed FZ
+// lockspace makes the daemon SIGTERM us, as sanlock would: note it and go on fuzzing.
+let sigterms = 0;
+process.on('SIGTERM', () => {
+  if (sigterms++ === 0) console.log('fuzz: SIGTERM from the daemon (our registered connections held FZ leases); ignored');
+});
 const h = await startHarness('fuzz-main');
 let failed = false;
 try {
@@ -35,11 +41,15 @@ try {
     console.error(st.split(/\n(?=[psr] )/).filter((b) => b.startsWith(`p ${process.pid} `)).join('\n'));
     throw e;
   });
+  console.log(`SIGTERMs received from the daemon: ${sigterms}`);
   console.log(`client slots left by the fuzzer: 0; status lists ${(h.d.cli(['client', 'status']).stdout.match(/^p /gm) ?? []).length} client lines`);
 } catch (e) {
   failed = true;
   console.error(`FUZZ FAILED with seed ${seed} (rerun: npm run fuzz -- --count ${count} --seed ${seed})`);
   console.error(e);
+  // what the holder and the daemon said last: enough to tell a daemon stall from a lost lease
+  console.error(`--- holder output (tail) ---\n${h.holderOut().slice(-1500)}`);
+  console.error(`--- daemon log (tail) ---\n${h.d.stderr().slice(-6000)}`);
 } finally {
   await h.stop();
 }
