@@ -1,11 +1,8 @@
-// Loader and typed wrappers for the N-API addon in native/ (built by `npm ci` through the
-// package's "install" script). Only what Node cannot do lives there.
+// Typed wrappers for the N-API addon in native/ (built by `npm ci` through the package's
+// "install" script; loaded by src/storage/native-io.ts). Only what Node cannot do lives there.
 import assert from 'node:assert';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Socket } from 'node:net';
+import { loadNativeAddon } from '../storage/native-io.js';
 
 interface NativeAddon {
   peerCred(fd: number): { pid: number; uid: number; gid: number } | number;
@@ -24,29 +21,10 @@ interface NativeAddon {
   sdNotify(path: string, message: string): number;
 }
 
-const ADDON_REL = join('native', 'build', 'Release', 'sanlock_native.node');
-
-function findAddon(): string {
-  // Compiled code runs from dist/src/daemon, sources (ts-node style) from src/daemon: walk up
-  // until a directory holding the built addon is found.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, ADDON_REL);
-    if (existsSync(candidate)) return candidate;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new Error(`sanlock native addon not built (${ADDON_REL}); run "npm run install" (node-gyp rebuild -C native)`);
-}
-
 let addon: NativeAddon | undefined;
 
 export function native(): NativeAddon {
-  if (!addon) {
-    const require = createRequire(import.meta.url);
-    addon = require(findAddon()) as NativeAddon;
-  }
+  addon ??= loadNativeAddon() as NativeAddon;
   return addon;
 }
 

@@ -166,8 +166,8 @@ export function xleaseOffset(recnum: number): number {
 
 function xleasesFor(root: string, align: number, vmNames: string[]): { path: string | null; note?: string; leases: LeaseSpot[] } {
   if (align !== MIB) {
-    // xlease.py's SLOT_SIZE is a fixed 1 MiB (its own TODO says it should follow the alignment):
-    // leases of a larger alignment would overlap, so such a domain gets no usable xleases here.
+    // xlease.py's SLOT_SIZE is a fixed 1 MiB (vdsm notes it should follow the alignment, not
+    // done there): leases of a larger alignment would overlap, so such a domain gets no xleases.
     if (vmNames.length) throw new RangeError('VM leases need 1 MiB alignment (xlease.py SLOT_SIZE is 1 MiB)');
     return { path: null, note: 'xleases not formatted: xlease.py slots are 1 MiB, smaller than this alignment', leases: [] };
   }
@@ -205,21 +205,8 @@ export function fileDomainLayout(mount: string, o: DomainOptions): DomainLayout 
     ...volumes.flatMap((v) => [{ path: v.volumePath!, size: 0 }, { path: v.path, size: n.align }]),
   ];
   if (x.path) files.push({ path: x.path, size: xleaseOffset(Math.max(vms.length, 1)) });
-  return {
-    kind: 'file',
-    root,
-    sdUUID: o.sdUUID,
-    ...n,
-    idsPath,
-    leasesPath,
-    xleasesPath: x.path,
-    xleasesNote: x.note,
-    spm: { name: SDM_LEASE_NAME, path: leasesPath, offset: SDM_LEASE_OFFSET },
-    volumes,
-    vmLeases: x.leases,
-    files,
-    dirs: [md, ...new Set(volumes.map((v) => join(root, 'images', v.image!)))],
-  };
+  const dirs = [md, ...new Set(volumes.map((v) => join(root, 'images', v.image!)))];
+  return layout('file', root, o.sdUUID, n, idsPath, leasesPath, x, volumes, files, dirs);
 }
 
 /**
@@ -252,10 +239,26 @@ export function blockDomainLayout(vgDir: string, o: DomainOptions): DomainLayout
     { path: leasesPath, size: leasesSize },
   ];
   if (x.path) files.push({ path: x.path, size: SPECIAL_VOLUME_SIZES_MIB.xleases * MIB });
+  return layout('block', vgDir, o.sdUUID, n, idsPath, leasesPath, x, volumes, files, [vgDir]);
+}
+
+/** What both kinds share: the SPM lease at SDM_LEASE_OFFSET of `leases`, xleases as laid out. */
+function layout(
+  kind: DomainLayout['kind'],
+  root: string,
+  sdUUID: string,
+  n: ReturnType<typeof normalise>,
+  idsPath: string,
+  leasesPath: string,
+  x: ReturnType<typeof xleasesFor>,
+  volumes: VolumeLease[],
+  files: DomainLayout['files'],
+  dirs: string[],
+): DomainLayout {
   return {
-    kind: 'block',
-    root: vgDir,
-    sdUUID: o.sdUUID,
+    kind,
+    root,
+    sdUUID,
     ...n,
     idsPath,
     leasesPath,
@@ -265,7 +268,7 @@ export function blockDomainLayout(vgDir: string, o: DomainOptions): DomainLayout
     volumes,
     vmLeases: x.leases,
     files,
-    dirs: [vgDir],
+    dirs,
   };
 }
 

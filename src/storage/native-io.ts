@@ -1,6 +1,6 @@
 // Typed access to the O_DIRECT I/O threads of the native addon (native/src/direct_io.cc).
-// The storage layer loads the addon itself: it sits below the daemon layer, whose loader
-// (src/daemon/native.ts) it may not import.
+// The addon is loaded here, in the lowest layer that needs it; the daemon's typed wrappers
+// (src/daemon/native.ts) take the same module from loadNativeAddon().
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -72,11 +72,19 @@ function findAddon(): string {
   throw new Error(`sanlock native addon not built (${ADDON_REL}); run "npm run install" (node-gyp rebuild -C native)`);
 }
 
+let loaded: unknown;
+
+/** The addon module itself (loaded once per process), for the typed views of each layer. */
+export function loadNativeAddon(): unknown {
+  loaded ??= createRequire(import.meta.url)(findAddon());
+  return loaded;
+}
+
 let addon: NativeIo | undefined;
 
 export function nativeIo(): NativeIo {
   if (!addon) {
-    const a = createRequire(import.meta.url)(findAddon()) as Partial<NativeIo>;
+    const a = loadNativeAddon() as Partial<NativeIo>;
     if (typeof a.ioThreadStart !== 'function') {
       throw new Error(`${ADDON_REL} has no O_DIRECT I/O threads; rebuild it (node-gyp rebuild -C native)`);
     }

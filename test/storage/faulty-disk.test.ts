@@ -1,18 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SanlockError } from '../../src/codes.js';
 import { FaultyDisk } from '../../src/storage/faulty-disk.js';
 import { MemDisk } from '../../src/storage/mem-disk.js';
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof SanlockError, String(e));
-    return e.code;
-  }
-  return 0;
-}
+import { codeOf } from './helpers.js';
 
 function setup(): { mem: MemDisk; disk: FaultyDisk } {
   const mem = new MemDisk('/mem', 64 * 1024);

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SanlockError } from '../../src/codes.js';
 import { openDirectDisk } from '../../src/storage/direct-disk.js';
 import { IoContext } from '../../src/storage/io-context.js';
 import { ioBufferStats, LENT_READ_MIN, recycleReadBuffer, trimIdleIoBuffers } from '../../src/storage/read-buffers.js';
 import { scratchDir } from '../helpers/real-sanlock.js';
+import { codeOf, until } from './helpers.js';
 
 let dir: string;
 let n = 0;
@@ -17,24 +17,6 @@ function makeFile(size: number, fill = 0): string {
   const p = join(dir, `b${n++}.img`);
   fs.writeFileSync(p, Buffer.alloc(size, fill));
   return p;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(e instanceof SanlockError, String(e));
-    return e.code;
-  }
-  return 0;
-}
-
-async function until(pred: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    assert.ok(Date.now() < end, 'condition not reached in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 before(() => {
