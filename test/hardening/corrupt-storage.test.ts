@@ -14,21 +14,16 @@ import { emptyOptions, encodeOptions, encodeResource, makeResource } from '../..
 import { header, PYTHON, pyAvailable, readBytes, waitFor } from '../daemon/our-daemon.js';
 import { haveRealSanlock, type RealDaemon, startRealDaemon } from '../helpers/real-sanlock.js';
 import { direct, MiB, type Setup, setup } from './helpers.js';
+import { SeededRandom } from '../../src/lease/manual-clock.js';
 
 const skip = !pyAvailable();
 const FLIPS = 12;
 const SEED = Number(process.env.CORRUPT_SEED ?? Date.now() % 1_000_000);
 
-/** mulberry32: the bit positions of a seed are reproducible. */
+/** SeededRandom (mulberry32): the bit positions of a seed are reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new SeededRandom(seed);
+  return () => r.next();
 }
 
 /** Flips 1-3 random bits among the leader's checksummed bytes and its checksum (0..171). */

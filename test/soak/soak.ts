@@ -23,6 +23,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PYTHON, SANLOCK_BIN } from '../daemon/our-daemon.js';
 import { scratchDir, setrlimitShim } from '../helpers/real-sanlock.js';
+import { SeededRandom } from '../../src/lease/manual-clock.js';
 
 export type SoakConfig = 'ours' | 'mixed';
 
@@ -76,16 +77,10 @@ export interface SoakStats {
   violations: string[];
 }
 
-/** Deterministic RNG (mulberry32) so a seed reproduces the schedule of kills and faults. */
+/** Deterministic RNG (SeededRandom, mulberry32) so a seed reproduces the schedule of kills and faults. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new SeededRandom(seed);
+  return () => r.next();
 }
 
 const LS = 'soak';
