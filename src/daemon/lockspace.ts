@@ -718,7 +718,15 @@ export class LockspaceManager {
         return out(-Errno.ENODEV);
       }
       const ioMs = DEFAULT_IO_TIMEOUT * 1000;
-      const g = sizeFlags(w.flags) ?? null;
+      // flags naming a geometry that does not exist (512-byte sectors with 2-8 MiB alignment)
+      // made sizeFlags throw out of the handler; sanlock 3.8.5 answers them with the record
+      // (python read_lockspace(align=2M, sector=512) → iotimeout), so use the leader's geometry
+      let g: Geometry | null;
+      try {
+        g = sizeFlags(w.flags) ?? null;
+      } catch {
+        g = null;
+      }
       const first = await disk.read(w.hostIdDisk.offset, 4096, ioMs).catch((e) => e as SanlockError);
       if (first instanceof Error) return out(errorCode(first));
       const l0 = decodeLeader(first, 0);

@@ -3,7 +3,7 @@
 // client death, status/log_dump/version/shutdown.
 import assert from 'node:assert';
 import { createServer, type Server, type Socket } from 'node:net';
-import { Errno } from '../codes.js';
+import { Errno, errorCode } from '../codes.js';
 import { type Client, ClientTable, RESTRICT_ALL } from './clients.js';
 import type { DaemonConfig } from './config.js';
 import { monotime } from './clock.js';
@@ -270,9 +270,12 @@ export class Daemon {
       try {
         keep = await this.dispatch(c, h);
       } catch (err) {
+        // a failure outside a handler (framing, reply encoding): the stream position is unknown,
+        // so the connection ends, through the normal close path so its slot is freed (returning
+        // without it left the slot, registered or not, in the table for good)
         this.log.error(`ci ${c.ci} cmd ${h.cmd} failed: ${(err as Error).stack ?? err}`);
-        keep = false;
-        c.sock?.destroy();
+        this.connectionClosed(c);
+        return;
       }
       if (!keep) return;
     }
@@ -424,11 +427,34 @@ export class Daemon {
       this.log.error(`cmd ${cmdStr(h.cmd)} has no handler`);
       reply = encodeReplyHeader(h, -Errno.EINVAL);
     } else {
-      reply = await this.workers.run(() => handler(got));
+      try {
+        reply = await this.workers.run(() => handler(got));
+      } catch (err) {
+        return this.handlerFailed(c, h, err);
+      }
     }
     if (got.handedOver) return false;
     if (reply) c.send(reply);
     return true;
+  }
+
+  /**
+   * A handler threw (a bug, or input it did not expect): the payload was read whole, so the
+   * stream is still framed. A command with a plain header reply gets the error code and keeps
+   * its connection (a registered client keeps its leases, as with any failed command); one whose
+   * client expects a reply body cannot be answered by a bare header without hanging the client,
+   * so its connection is closed through the normal close path (slot freed, registered client
+   * handled as dead). Returns whether the connection stays open.
+   */
+  private handlerFailed(c: Client, h: SmHeader, err: unknown): boolean {
+    const code = errorCode(err);
+    this.log.error(`ci ${c.ci} cmd ${cmdStr(h.cmd)} handler failed ${code}: ${(err as Error)?.stack ?? err}`);
+    if (COMMANDS.get(h.cmd)?.reply === 'std' && !c.sock?.destroyed) {
+      c.send(encodeReplyHeader(h, code));
+      return true;
+    }
+    this.connectionClosed(c);
+    return false;
   }
 
   private closeFromCommand(c: Client): boolean {
@@ -603,7 +629,18 @@ export class Daemon {
           return false;
         }
         const handler = this.handlers.get(h.cmd);
-        const reply = handler ? await handler(got) : encodeReplyHeader(h, -Errno.EINVAL);
+        let reply: Buffer | Buffer[] | null;
+        try {
+          reply = handler ? await handler(got) : encodeReplyHeader(h, -Errno.EINVAL);
+        } catch (err) {
+          // these commands close their connection after the reply in any case (REG_EVENT
+          // hands it over only on success)
+          if (this.handlerFailed(c, h, err)) {
+            c.sock?.end();
+            this.connectionClosed(c);
+          }
+          return false;
+        }
         if (got.handedOver) {
           // the event channel now owns the socket: forget the slot without treating it as death
           if (reply) c.send(reply);

@@ -4,10 +4,11 @@
 // process with an EX and a SH lease, and the health checks the issue asks for.
 //
 // Exports: interface Harness; startHarness(prefix) → Harness; rssKiB(pid) → number;
-//          fuzzWithHarness(h, count, seed, connections?) → FuzzStats (+ probe latencies)
+//          fuzzWithHarness(h, count, seed, connections?) → FuzzStats (+ probe latencies);
+//          DAEMON_BUG_RE; leftoverSlots(h) → status -D blocks of client slots that should be gone
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchDir } from '../helpers/real-sanlock.js';
 import { WIRE_VECTORS_DIR } from '../helpers/paths.js';
@@ -25,6 +26,8 @@ export interface Harness {
   d: OurDaemon;
   holder: ChildProcess;
   holderOut(): string;
+  /** log lines matching DAEMON_BUG_RE (up to 200 lines kept, with stack lines), and how many */
+  daemonBugs(): { count: number; text: string };
   stop(): Promise<void>;
 }
 
@@ -66,10 +69,29 @@ export async function startHarness(prefix: string): Promise<Harness> {
   const d = await startOurDaemon(join(dir, 'run'), ['-e', 'hostFuzz']);
   // -D logs every message: keep only the last 16 KiB (our-daemon.ts keeps it all, which a
   // million-message run cannot afford)
+  // The tail alone is useless after a failure (the end-of-run status polling fills it), so the
+  // lines that report a daemon bug are kept apart, each with the stack lines that follow it.
   let logTail = '';
+  let partial = '';
+  let follow = 0;
+  const bugs: string[] = [];
+  let bugCount = 0;
   d.proc.stderr!.removeAllListeners('data');
   d.proc.stderr!.on('data', (x: Buffer) => {
-    logTail = (logTail + x.toString()).slice(-16384);
+    const text = x.toString();
+    logTail = (logTail + text).slice(-16384);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop()!.slice(-8192);
+    for (const line of lines) {
+      if (DAEMON_BUG_RE.test(line)) {
+        bugCount++;
+        follow = 8;
+        if (bugs.length < 200) bugs.push(line);
+      } else if (follow > 0) {
+        follow--;
+        if (bugs.length < 200) bugs.push(`    ${line}`);
+      }
+    }
   });
   d.stderr = () => logTail;
   try {
@@ -112,6 +134,8 @@ export async function startHarness(prefix: string): Promise<Harness> {
       }
     }
     await d.stop();
+    // 6 MiB of lease files per run; every diagnostic is printed before stop()
+    rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitFor(() => out.includes('READY') || holder.exitCode !== null, 20_000, 'holder ready');
@@ -120,7 +144,27 @@ export async function startHarness(prefix: string): Promise<Harness> {
     await stop();
     throw e;
   }
-  return { dir, ids, leases, scratch, d, holder, holderOut: () => out, stop };
+  return { dir, ids, leases, scratch, d, holder, holderOut: () => out, daemonBugs: () => ({ count: bugCount, text: bugs.join('\n') }), stop };
+}
+
+/**
+ * Daemon log lines that mean a bug, never a refused request: an exception out of a command
+ * (server.ts "cmd X failed" / "handler failed"), out of the main loop, or an unexpected
+ * (non-SanlockError) failure of a join or an acquire.
+ */
+export const DAEMON_BUG_RE = / cmd \S+ (handler )?failed|main loop tick failed|add_lockspace failed: |acquire failed: /;
+
+/**
+ * Client slots that are neither the holder's nor the daemon's internal ones nor the status
+ * connection asking: after the fuzzer closed every connection, there must be none (registered
+ * or not: a slot whose connection loop was lost is never freed, and 1 022 of them stop the daemon
+ * serving anyone).
+ */
+export function leftoverSlots(h: Harness): string[] {
+  const st = h.d.cli(['client', 'status', '-D']).stdout;
+  return st
+    .split(/\n(?=[psrh] )/)
+    .filter((b) => b.startsWith('p ') && !/^p (-?\d+) (helper|listener|status)\b/.test(b) && !b.startsWith(`p ${h.holder.pid} `));
 }
 
 /** The holder's own inquire: sorted (lockspace, resource, flags) tuples as python prints them. */

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { parseArgs } from 'node:util';
 import { waitFor } from '../daemon/our-daemon.js';
-import { fuzzWithHarness, holderInquire, leaderOwner, startHarness, statusProbe } from './harness.js';
+import { fuzzWithHarness, holderInquire, leaderOwner, leftoverSlots, startHarness, statusProbe } from './harness.js';
 
 const { values } = parseArgs({
   options: { count: { type: 'string', default: '10000' }, seed: { type: 'string' }, connections: { type: 'string', default: '6' } },
@@ -35,20 +35,24 @@ try {
   const inq = await holderInquire(h);
   assert.equal(inq, inqBefore, 'holder inquire changed');
   assert.equal(leaderOwner(h.leases, 0), 1);
-  // no client slot of the fuzzer's closed connections is left behind
-  await waitFor(() => !new RegExp(`^p ${process.pid} `, 'm').test(h.d.cli(['client', 'status']).stdout), 30_000, 'fuzzer client slots freed').catch((e) => {
-    const st = h.d.cli(['client', 'status', '-D']).stdout;
-    console.error(st.split(/\n(?=[psr] )/).filter((b) => b.startsWith(`p ${process.pid} `)).join('\n'));
+  // no client slot of the fuzzer's closed connections is left behind, registered or not
+  const t0 = Date.now();
+  await waitFor(() => leftoverSlots(h).length === 0, 30_000, 'fuzzer client slots freed').catch((e) => {
+    console.error(leftoverSlots(h).join('\n'));
     throw e;
   });
+  const bugs = h.daemonBugs();
+  assert.equal(bugs.count, 0, `the daemon logged ${bugs.count} command/loop failures:\n${bugs.text}`);
   console.log(`SIGTERMs received from the daemon: ${sigterms}`);
-  console.log(`client slots left by the fuzzer: 0; status lists ${(h.d.cli(['client', 'status']).stdout.match(/^p /gm) ?? []).length} client lines`);
+  console.log(`client slots left by the fuzzer: 0 (${Date.now() - t0} ms after the end); status lists ${(h.d.cli(['client', 'status']).stdout.match(/^p /gm) ?? []).length} client lines; daemon failures logged: 0`);
 } catch (e) {
   failed = true;
   console.error(`FUZZ FAILED with seed ${seed} (rerun: npm run fuzz -- --count ${count} --seed ${seed})`);
   console.error(e);
   // what the holder and the daemon said last: enough to tell a daemon stall from a lost lease
   console.error(`--- holder output (tail) ---\n${h.holderOut().slice(-1500)}`);
+  const bugs = h.daemonBugs();
+  console.error(`--- daemon failures logged (${bugs.count}) ---\n${bugs.text.slice(0, 8000)}`);
   console.error(`--- daemon log (tail) ---\n${h.d.stderr().slice(-6000)}`);
 } finally {
   await h.stop();
