@@ -645,6 +645,12 @@ export class Daemon {
           // the event channel now owns the socket: forget the slot without treating it as death
           if (reply) c.send(reply);
           c.closed = true;
+          if (c.registered) {
+            // the registration ends with the slot (sanlock: client_free): leases held through
+            // this connection would otherwise stay held by nobody, never to be released
+            c.pidDead = true;
+            this.freeDeadClient(c, h.cmd);
+          }
           if (this.clients.slots[c.ci] === c) this.clients.remove(c);
           return false;
         }
