@@ -330,7 +330,13 @@ export class LockspaceManager {
             metrics.renewal(ls.name, 0, ls.disk.lastReadMs, ls.disk.lastWriteMs);
             // the new expiry (renewal + 8·io) goes to the watchdog only after a successful renewal
             if (ls.wd) await ls.wd.refresh(dl.lastSuccess);
-            this.afterRenewal(ls, area);
+            try {
+              this.afterRenewal(ls, area);
+            } finally {
+              // nothing keeps a view of the area (the tracker copies what it keeps): one pooled
+              // buffer serves the renewals of all lockspaces instead of 1 MiB pinned by each
+              dl.releaseArea();
+            }
             break;
           } catch (err) {
             if (signal.aborted) return;

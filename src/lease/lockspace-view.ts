@@ -7,9 +7,19 @@ import { type DeltaLease, readDeltaRecord } from './delta-lease.js';
 import type { HostStateTracker } from './host-state.js';
 import type { HostSnapshot, LockspaceView } from './paxos-lease.js';
 
+/**
+ * Views already made, per delta lease: a view holds no state of its own, and the daemon asks for
+ * one per resource lease (10 000 held leases made 10 000 identical maps and closures).
+ */
+const views = new WeakMap<DeltaLease, { tracker: HostStateTracker; view: LockspaceView }>();
+
 /** One lockspace: reads go to its disk; snapshots come from its tracker. */
 export function lockspaceViewOf(delta: DeltaLease, tracker: HostStateTracker): LockspaceView {
-  return multiLockspaceView(new Map([[delta.spaceName, { delta, tracker }]]));
+  const known = views.get(delta);
+  if (known && known.tracker === tracker) return known.view;
+  const view = multiLockspaceView(new Map([[delta.spaceName, { delta, tracker }]]));
+  views.set(delta, { tracker, view });
+  return view;
 }
 
 /** Several joined lockspaces, looked up by the name a lease's leader carries (-241 if unknown). */
