@@ -34,7 +34,7 @@
 
 namespace {
 
-enum Op { kOpen = 0, kSize = 1, kRead = 2, kWrite = 3, kClose = 4 };
+enum Op { kOpen = 0, kSize = 1, kRead = 2, kWrite = 3, kClose = 4, kChain = 5 };
 
 // Release generation of an IoContext's injected stalls (test hook, see DirectDisk.injectStall).
 struct Gate {
@@ -66,6 +66,33 @@ struct Job {
   int64_t logical = 512;
   int64_t physical = 512;
   int64_t size = 0;
+  // kChain: write `length` bytes from data[0] at `offset`; read len2 bytes at off2 into
+  // data[page]; if the first cmpLen bytes read equal data[2 page], write len3 bytes from
+  // data[3 page] at off3. One thread hop for three dependent I/Os; the caller decides what the
+  // bytes mean. The chain stops at the first step that fails, ends past its deadline (step 1:
+  // deadline1, an absolute CLOCK_MONOTONIC ms; later steps: stepTimeoutMs after they start) or
+  // finds other bytes, and before any step once the caller has cancelled it (abandoned).
+  int64_t off2 = 0;
+  int64_t off3 = 0;
+  size_t len2 = 0;
+  size_t len3 = 0;
+  size_t cmpLen = 0;
+  size_t page = 0;
+  double deadline1 = 0;
+  double stepTimeoutMs = 0;
+  // Progress, under IoThread::m: the step running or last run (1..3), when it started, whether
+  // it has returned, and the caller's cancel.
+  int step = 0;
+  double stepStart = 0;
+  bool stepDone = false;
+  bool cancel = false;
+  // Test hook: a stall (stallMs, gate) happens inside each step whose bit (1 << (step - 1)) is
+  // set, before its syscall.
+  int stallSteps = 0;
+  // Results: lastStep ran last; late: it ended past its deadline; match: the compare held.
+  int lastStep = 0;
+  bool late = false;
+  bool match = false;
 };
 
 // Whether the environment that started the threads still exists. Its cleanup hook clears the
@@ -159,12 +186,11 @@ void RunSize(Job* job) {
   job->size = st.st_size;
 }
 
-void RunRw(Job* job) {
-  bool rd = job->op == kRead;
+void DoRw(Job* job, bool rd, uint8_t* data, size_t length, int64_t offset) {
   size_t done = 0;
-  while (done < job->length) {
-    ssize_t n = rd ? pread(job->fd, job->data + done, job->length - done, job->offset + done)
-                   : pwrite(job->fd, job->data + done, job->length - done, job->offset + done);
+  while (done < length) {
+    ssize_t n = rd ? pread(job->fd, data + done, length - done, offset + done)
+                   : pwrite(job->fd, data + done, length - done, offset + done);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Fail(job, errno, rd ? "pread" : "pwrite");
@@ -172,17 +198,67 @@ void RunRw(Job* job) {
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  if (done < job->length) {
+  if (done < length) {
     // sanlock fails an I/O whose completion is shorter than asked with -EMSGSIZE.
     job->err = EMSGSIZE;
     job->message = std::string(rd ? "short read " : "short write ") + std::to_string(done) + " of " +
-                   std::to_string(job->length) + " at " + std::to_string(job->offset);
+                   std::to_string(length) + " at " + std::to_string(offset);
   }
 }
 
-void Run(Job* job) {
-  Stall(job);
+void RunRw(Job* job) { DoRw(job, job->op == kRead, job->data, job->length, job->offset); }
+
+double NowMs() {
+  struct timespec ts {};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+void RunChain(IoThread* t, Job* job) {
+  struct Step {
+    bool rd;
+    uint8_t* data;
+    size_t length;
+    int64_t offset;
+  };
+  const Step steps[3] = {{false, job->data, job->length, job->offset},
+                         {true, job->data + job->page, job->len2, job->off2},
+                         {false, job->data + 3 * job->page, job->len3, job->off3}};
+  for (int i = 0; i < 3; i++) {
+    double start;
+    {
+      std::lock_guard<std::mutex> lk(t->m);
+      if (job->cancel) break;
+      start = NowMs();
+      job->step = i + 1;
+      job->stepStart = start;
+      job->stepDone = false;
+    }
+    if ((job->stallSteps & (1 << i)) != 0) Stall(job);
+    DoRw(job, steps[i].rd, steps[i].data, steps[i].length, steps[i].offset);
+    double end = NowMs();
+    {
+      std::lock_guard<std::mutex> lk(t->m);
+      job->stepDone = true;
+    }
+    job->lastStep = i + 1;
+    if (job->err != 0) break;
+    double deadline = i == 0 ? job->deadline1 : start + job->stepTimeoutMs;
+    if (end > deadline) {
+      job->late = true;
+      break;
+    }
+    if (i == 1) {
+      job->match = memcmp(job->data + job->page, job->data + 2 * job->page, job->cmpLen) == 0;
+      if (!job->match) break;
+    }
+  }
+}
+
+void Run(IoThread* t, Job* job) {
+  if (job->op != kChain) Stall(job);
   switch (job->op) {
+    case kChain: RunChain(t, job); break;
     case kOpen: RunOpen(job); break;
     case kSize: RunSize(job); break;
     case kRead:
@@ -208,7 +284,7 @@ void* ThreadMain(void* arg) {
       if (!t->job) break;
       job = t->job;
     }
-    Run(job);
+    Run(t.get(), job);
     {
       struct timespec ts {};
       clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -237,7 +313,16 @@ void CallJs(Napi::Env env, Napi::Function cb, IoThread*, Job* job) {
     // Raw calls whose failures are ignored: property sets also fail at teardown (see below), and
     // node-addon-api's Set() would turn that failure into a fatal napi_throw.
     napi_value extra = env.Undefined();
-    if (job->op == kOpen || job->op == kSize) {
+    if (job->op == kChain) {
+      napi_value o;
+      if (napi_create_object(env, &o) == napi_ok) {
+        napi_set_named_property(env, o, "size", Napi::Number::New(env, 0));
+        napi_set_named_property(env, o, "chainStep", Napi::Number::New(env, job->lastStep));
+        napi_set_named_property(env, o, "chainLate", Napi::Boolean::New(env, job->late));
+        napi_set_named_property(env, o, "chainMatch", Napi::Boolean::New(env, job->match));
+        extra = o;
+      }
+    } else if (job->op == kOpen || job->op == kSize) {
       napi_value o;
       if (napi_create_object(env, &o) == napi_ok) {
         auto num = [&](const char* k, double v) { napi_set_named_property(env, o, k, Napi::Number::New(env, v)); };
@@ -334,6 +419,26 @@ Napi::Value IoThreadDoneAt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), done ? h->t->doneAt : -1);
 }
 
+// ioChainCheck(handle, jobId, nowMs) -> for the chain job `jobId` at its caller's deadline:
+//   0 when it is between steps or finished (its completion is on its way: look again soon),
+//   > 0 the ms left until the deadline of the step it is in, or
+//   -step when that step is past its deadline: the chain is cancelled (it runs no further step;
+//   the step in flight may still complete late).
+Napi::Value IoChainCheck(const Napi::CallbackInfo& info) {
+  auto* h = info[0].As<Napi::External<ThreadHandle>>().Data();
+  double id = info[1].As<Napi::Number>().DoubleValue();
+  double now = info[2].As<Napi::Number>().DoubleValue();
+  std::lock_guard<std::mutex> lk(h->t->m);
+  Job* job = h->t->job;
+  if (job == nullptr || job->id != id || job->op != kChain || job->step == 0 || job->stepDone) {
+    return Napi::Number::New(info.Env(), 0);
+  }
+  double deadline = job->step == 1 ? job->deadline1 : job->stepStart + job->stepTimeoutMs;
+  if (now < deadline) return Napi::Number::New(info.Env(), deadline - now);
+  job->cancel = true;
+  return Napi::Number::New(info.Env(), -job->step);
+}
+
 // ioGateNew() -> gate; ioGateRelease(gate); ioGateGen(gate) -> number
 Napi::Value IoGateNew(const Napi::CallbackInfo& info) {
   return Napi::External<std::shared_ptr<Gate>>::New(info.Env(), new std::shared_ptr<Gate>(std::make_shared<Gate>()),
@@ -409,6 +514,67 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ioSubmitChain(handle, jobId, fd, buffer, page, off1, len1, off2, len2, cmpLen, off3, len3,
+//               deadline1, stepTimeoutMs[, stallMs, gate, stallGen, stallSteps]): a kChain job (see
+//   Job), buffer laid out as [0] write 1 data, [page] read, [2 page] bytes to compare, [3 page]
+//   write 3 data. The stall arguments are the test hook of ioSubmit, inside the steps of mask stallSteps.
+Napi::Value IoSubmitChain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 14 || !info[0].IsExternal() || !info[3].IsBuffer()) {
+    Napi::TypeError::New(env, "ioSubmitChain: bad arguments").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  auto* h = info[0].As<Napi::External<ThreadHandle>>().Data();
+  auto buf = info[3].As<Napi::Buffer<uint8_t>>();
+  auto num = [&](int i) { return info[i].As<Napi::Number>().Int64Value(); };
+  int64_t page = num(4), len1 = num(6), len2 = num(8), cmpLen = num(9), len3 = num(11);
+  if (page <= 0 || (page & 4095) != 0 || len1 <= 0 || len2 <= 0 || len3 <= 0 || len1 > page || len2 > page ||
+      len3 > page || cmpLen <= 0 || cmpLen > len2 || cmpLen > page ||
+      buf.Length() < static_cast<size_t>(4 * page) || (reinterpret_cast<uintptr_t>(buf.Data()) & 4095) != 0) {
+    Napi::RangeError::New(env, "ioSubmitChain: bad lengths or buffer").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  auto* job = new Job();
+  job->op = kChain;
+  job->id = info[1].As<Napi::Number>().DoubleValue();
+  job->fd = info[2].As<Napi::Number>().Int32Value();
+  job->data = buf.Data();
+  job->page = static_cast<size_t>(page);
+  job->offset = num(5);
+  job->length = static_cast<size_t>(len1);
+  job->off2 = num(7);
+  job->len2 = static_cast<size_t>(len2);
+  job->cmpLen = static_cast<size_t>(cmpLen);
+  job->off3 = num(10);
+  job->len3 = static_cast<size_t>(len3);
+  job->deadline1 = info[12].As<Napi::Number>().DoubleValue();
+  job->stepTimeoutMs = info[13].As<Napi::Number>().DoubleValue();
+  if (info.Length() >= 18 && info[15].IsExternal()) {
+    job->stallMs = info[14].As<Napi::Number>().Uint32Value();
+    job->gate = *info[15].As<Napi::External<std::shared_ptr<Gate>>>().Data();
+    job->stallGen = info[16].As<Napi::Number>().Uint32Value();
+    job->stallSteps = info[17].As<Napi::Number>().Int32Value();
+  }
+  job->workerId = h->t->workerId;
+  if (napi_create_reference(env, buf, 1, &job->dataRef) != napi_ok) {
+    delete job;
+    Napi::Error::New(env, "ioSubmitChain: napi_create_reference failed").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  {
+    std::lock_guard<std::mutex> lk(h->t->m);
+    if (h->t->job != nullptr || h->t->stop) {
+      napi_delete_reference(env, job->dataRef);
+      delete job;
+      Napi::Error::New(env, "ioSubmitChain: thread busy or stopped").ThrowAsJavaScriptException();
+      return env.Null();
+    }
+    h->t->job = job;
+  }
+  h->t->cv.notify_one();
+  return env.Undefined();
+}
+
 // ioAlloc(length) -> Buffer of `length` bytes, page aligned, zero filled (fresh mmap).
 Napi::Value IoAlloc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -472,6 +638,8 @@ void RegisterDirectIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioThreadStop", Napi::Function::New(env, IoThreadStop));
   exports.Set("ioThreadDoneAt", Napi::Function::New(env, IoThreadDoneAt));
   exports.Set("ioSubmit", Napi::Function::New(env, IoSubmit));
+  exports.Set("ioSubmitChain", Napi::Function::New(env, IoSubmitChain));
+  exports.Set("ioChainCheck", Napi::Function::New(env, IoChainCheck));
   exports.Set("ioGateNew", Napi::Function::New(env, IoGateNew));
   exports.Set("ioGateRelease", Napi::Function::New(env, IoGateRelease));
   exports.Set("ioGateGen", Napi::Function::New(env, IoGateGen));

@@ -80,6 +80,9 @@ export function checkWritable(path: string, what: string): string | undefined {
 class AsyncLineWriter {
   private queue: string[] = [];
   private writing = false;
+  /** a kick is due at the end of this event loop turn */
+  private scheduled = false;
+  private fdClosed = false;
   private dropped = 0;
   private closeWhenIdle = false;
   private closedResolve: (() => void) | undefined;
@@ -87,6 +90,7 @@ class AsyncLineWriter {
     this.closedResolve = r;
   });
   static readonly MAX_QUEUE = 4096;
+  static readonly BATCH_MS = 5;
 
   constructor(private fd: number) {}
 
@@ -96,11 +100,19 @@ class AsyncLineWriter {
       return;
     }
     this.queue.push(line);
-    this.kick();
+    // Lines go out in batches, at most BATCH_MS late: under load the daemon logs thousands of
+    // lines a second, and each write is a round trip through libuv's thread pool.
+    if (!this.writing && !this.scheduled) {
+      this.scheduled = true;
+      setTimeout(() => {
+        this.scheduled = false;
+        this.kick();
+      }, AsyncLineWriter.BATCH_MS);
+    }
   }
 
   private kick(): void {
-    if (this.writing || this.queue.length === 0) return;
+    if (this.writing || this.fdClosed || this.queue.length === 0) return;
     this.writing = true;
     const data = Buffer.from(this.queue.join(''));
     this.queue = [];
@@ -127,6 +139,7 @@ class AsyncLineWriter {
       return;
     }
     this.flush();
+    this.fdClosed = true;
     try {
       closeSync(this.fd);
     } catch {
@@ -408,8 +421,21 @@ export class DaemonLog {
     return Promise.all(waits).then(() => undefined);
   }
 
+  private stampSecond = -1;
+  private stampText = '';
+
+  /** The line's date and time; formatted once per second (a busy daemon logs thousands a second). */
   private stamp(): string {
-    const d = new Date();
+    const now = Date.now();
+    const second = Math.floor(now / 1000);
+    if (second !== this.stampSecond) {
+      this.stampText = this.formatStamp(new Date(second * 1000));
+      this.stampSecond = second;
+    }
+    return this.stampText;
+  }
+
+  private formatStamp(d: Date): string {
     if (this.opts.logfileUseUtc) {
       return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
     }
@@ -419,7 +445,8 @@ export class DaemonLog {
   /** Formats and routes one message at syslog level `level`. */
   log(level: number, msg: string): void {
     let line = `${this.stamp()} ${monotime()} [${process.pid}]: ${msg}`;
-    if (Buffer.byteLength(line) > LINE_MAX - 1) line = Buffer.from(line).subarray(0, LINE_MAX - 1).toString();
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: short lines need no byte count.
+    if (line.length * 3 > LINE_MAX - 1 && Buffer.byteLength(line) > LINE_MAX - 1) line = Buffer.from(line).subarray(0, LINE_MAX - 1).toString();
     this.ring.push(line);
     this.ringBytes += line.length + 1;
     while (this.ringBytes > RING_MAX_BYTES && this.ring.length - this.ringHead > 1) {

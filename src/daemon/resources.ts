@@ -75,8 +75,12 @@ export class Resource {
     public shared: boolean,
   ) {}
 
+  /** Built once: the release path looks it up for every lease. */
+  private cachedKey: string | undefined;
+
   get key(): string {
-    return resKey(this.ls.name, this.name);
+    this.cachedKey ??= resKey(this.ls.name, this.name);
+    return this.cachedKey;
   }
 
   wire(): SanlkResource {
@@ -130,7 +134,11 @@ export class ResourceManager {
   private diskFor(ls: Lockspace, path: string): Promise<Disk> {
     let e = this.contexts.get(ls);
     if (!e) {
-      e = { ctx: new IoContext({ name: `${ls.name}-res`, maxWorkers: 4 }), disks: new Map() };
+      // As many I/O threads as sanlock has worker threads (-t, default 8), each running one
+      // command's I/O: a release is 3 dependent sector I/Os, so with many clients throughput is
+      // how many of them run at once.
+      const maxWorkers = Math.max(2, this.daemon.cfg.maxWorkerThreads);
+      e = { ctx: new IoContext({ name: `${ls.name}-res`, maxWorkers }), disks: new Map() };
       this.contexts.set(ls, e);
     }
     let d = e.disks.get(path);

@@ -36,7 +36,9 @@
 //
 // I/O of a free EX acquire (512/1M, num_hosts 2000), as sanlock: read 1 MiB, write our dblock,
 // read 1 MiB, write our dblock, read 1 MiB, write the leader = 6 I/Os. EX release: write our
-// dblock RELEASED, read the leader sector, write the leader = 3 I/Os.
+// dblock RELEASED, read the leader sector, write the leader = 3 I/Os; on one disk that can chain
+// them (ChainDisk: the daemon's DirectDisk) they go to the I/O thread as one request, the leader
+// write conditional on reading exactly the leader we hold (releaseChained).
 //
 // `lockspace` (LockspaceView) is how the ballot learns about other hosts: their delta-lease
 // record (read from disk) and our lockspace thread's HostStateTracker bookkeeping. Build it
@@ -78,10 +80,10 @@ import {
   verifyLeader,
 } from '../ondisk/leader.js';
 import { decodeRequest, encodeRequest, type RequestRecord } from '../ondisk/request.js';
-import type { Disk } from '../storage/disk.js';
+import type { ChainOutcome, Disk } from '../storage/disk.js';
 import { recycleReadBuffer } from '../storage/read-buffers.js';
 import type { Clock, Random } from './clock.js';
-import { IoStats, ioRead, ioWrite } from './io.js';
+import { IoStats, ioRead, ioWrite, ioWriteReadCompareWrite } from './io.js';
 import { DEFAULT_WATCHDOG_FIRE_TIMEOUT, hostDeadSeconds } from './timeouts.js';
 
 export interface LeaseDisk {
@@ -803,24 +805,36 @@ export class PaxosLease {
   }
 
   /**
+   * §3.4 step 3's decision on the leader just read: true = write the freed leader; false = not
+   * ours to free (another host wrote it last); throws -250/-251 when the leader moved on.
+   */
+  private mayFreeLeader(l: Leader, raw: Buffer, expect: Leader | undefined, expectRaw?: Buffer): boolean {
+    if (l.writeId !== this.hostId) return false;
+    if (expect && l.lver !== expect.lver) {
+      throw new SanlockError(SanlkCode.SANLK_RELEASE_LVER, `release: lver ${l.lver} is not ours ${expect.lver}`);
+    }
+    if (l.timestamp === 0 || l.ownerId !== this.hostId || l.ownerGeneration !== this.generation ||
+      (expect && !raw.equals(expectRaw ?? leaderRawOf(expect)))) {
+      throw new SanlockError(SanlkCode.SANLK_RELEASE_OWNER, `release: leader owner ${l.ownerId}/${l.ownerGeneration} ts ${l.timestamp}`);
+    }
+    return true;
+  }
+
+  /**
    * Frees the leader if we are still its writer and owner (§3.4 step 3). Used by release and by
    * the SH paths. `expect` is the leader we believe we hold. `renameTo` (SANLK_REL_RENAME):
    * the freed leader carries this resource name instead, in the same single write.
    */
   async releaseLeader(expect: Leader | undefined, renameTo?: string): Promise<void> {
     const { leader: l, raw } = await this.readLeader();
-    if (l.writeId !== this.hostId) return;
-    if (expect && l.lver !== expect.lver) {
-      throw new SanlockError(SanlkCode.SANLK_RELEASE_LVER, `release: lver ${l.lver} is not ours ${expect.lver}`);
-    }
-    if (l.timestamp === 0 || l.ownerId !== this.hostId || l.ownerGeneration !== this.generation ||
-      (expect && !raw.equals(leaderRawOf(expect)))) {
-      throw new SanlockError(SanlkCode.SANLK_RELEASE_OWNER, `release: leader owner ${l.ownerId}/${l.ownerGeneration} ts ${l.timestamp}`);
-    }
-    await this.writeFreedLeader(l, renameTo);
+    if (this.mayFreeLeader(l, raw, expect)) await this.writeFreedLeader(l, renameTo);
   }
 
   private async writeFreedLeader(l: Leader, renameTo?: string): Promise<void> {
+    await this.writeAll(0, this.freedLeaderSector(l, renameTo), SanlkCode.SANLK_LEADER_WRITE);
+  }
+
+  private freedLeaderSector(l: Leader, renameTo?: string): Buffer {
     const nl: Leader = {
       ...l,
       resourceName: renameTo ?? l.resourceName,
@@ -832,7 +846,69 @@ export class PaxosLease {
     };
     const sec = Buffer.alloc(this.ss);
     encodeLeader(nl, sec, 0);
-    await this.writeAll(0, sec, SanlkCode.SANLK_LEADER_WRITE);
+    return sec;
+  }
+
+  /**
+   * The common EX release (one disk, the leader we committed ourselves) as one chained request
+   * of the same three I/Os: our dblock RELEASED; the leader sector; the freed leader, written
+   * only when the leader read is byte for byte the one we hold (then mayFreeLeader says "free
+   * it" with no doubt). Any other leader goes through the usual decision. Resolves false when
+   * the disk cannot chain (the caller then runs the separate I/Os).
+   */
+  private async releaseChained(expect: Leader, mode: ModeBlock, renameTo: string | undefined): Promise<boolean> {
+    const expectRaw = leaderRawOf(expect);
+    // Only a leader that the usual path would accept (chooseLeader) and free (mayFreeLeader):
+    // verified, written by us, owned by us, not freed yet. Anything else takes the usual path.
+    if (this.verifyLeaderAt(expectRaw) !== 0) return false;
+    const held = decodeLeader(expectRaw, 0);
+    try {
+      if (!this.mayFreeLeader(held, expectRaw, expect, expectRaw)) return false;
+    } catch {
+      return false;
+    }
+    const d: Dblock = { ...this.ourDblock, flags: this.ourDblock.flags | DBLOCK_FL_RELEASED };
+    const dsec = hostSector(this.ss, d, mode);
+    const disk = this.res.disks[0]!;
+    let out: ChainOutcome | undefined;
+    try {
+      const dblockAt = disk.offset + (2 + this.hostId - 1) * this.ss;
+      const freed = this.freedLeaderSector(held, renameTo);
+      out = await ioWriteReadCompareWrite(disk.disk, dblockAt, dsec, disk.offset, this.ss, expectRaw, disk.offset, freed, this.ioMs, this.stats);
+    } catch (e) {
+      // The leader read or the freed-leader write failed: as in release(), a retry may finish.
+      this.ourDblock = d;
+      this.ourMode = { ...mode };
+      this.leader = undefined;
+      this.needRetract = isIoError(e);
+      throw e;
+    }
+    if (!out) return false;
+    // From here on this is release()'s path, with the I/Os already done.
+    if (!out.write1Error) {
+      this.ourDblock = d;
+      this.ourMode = { ...mode };
+    }
+    this.leader = undefined;
+    this.needRetract = false;
+    try {
+      if (out.write1Error) {
+        // The RELEASED flag is only a hint; the chain stopped there: read and decide as usual.
+        await this.releaseLeader(expect, renameTo);
+      } else if (!out.wrote3) {
+        assert.ok(out.read);
+        const raw = Buffer.from(this.chooseLeader([out.read]));
+        const l = decodeLeader(raw, 0);
+        if (this.mayFreeLeader(l, raw, expect, expectRaw)) await this.writeFreedLeader(l, renameTo);
+      } else {
+        // Written because the bytes read were expectRaw, which passed both checks above.
+        assert.ok(out.read?.subarray(0, LEADER_SIZE).equals(expectRaw));
+      }
+    } catch (e) {
+      if (isIoError(e)) this.needRetract = true;
+      throw e;
+    }
+    return true;
   }
 
   /**
@@ -845,6 +921,7 @@ export class PaxosLease {
     if (!this.held && !this.needRetract) return;
     if (this.held && this.lvbDirty) await this.writeLvb();
     const mode: ModeBlock = this.shHeld ? { flags: MBLOCK_SHARED, generation: this.generation } : { flags: 0, generation: 0 };
+    if (this.leader && this.res.disks.length === 1 && (await this.releaseChained(this.leader, mode, opts.renameTo))) return;
     try {
       await this.writeReleasedDblock(mode);
     } catch {

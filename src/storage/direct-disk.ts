@@ -3,9 +3,9 @@
 // deadlines like sanlock's aio timeouts.
 import assert from 'node:assert';
 import fs from 'node:fs';
-import { Errno, SanlockError } from '../codes.js';
-import type { Disk, DiskOpener } from './disk.js';
-import { IoContext, type IoOwner } from './io-context.js';
+import { Errno, SanlkCode, SanlockError } from '../codes.js';
+import type { ChainDisk, ChainOutcome, DiskOpener } from './disk.js';
+import { IoContext, type IoOwner, type IoResult } from './io-context.js';
 import type { WorkerReply } from './io-protocol.js';
 
 export interface DirectDiskOptions {
@@ -24,7 +24,7 @@ function validSectorSize(n: number): boolean {
   return Number.isInteger(n) && n >= 512 && (n & (n - 1)) === 0;
 }
 
-export class DirectDisk implements Disk, IoOwner {
+export class DirectDisk implements ChainDisk, IoOwner {
   readonly path: string;
   readonly readOnly: boolean;
   /** Sector size in use: the override, else 512 for files, the logical size for block devices. */
@@ -45,6 +45,7 @@ export class DirectDisk implements Disk, IoOwner {
   private fdClosing: Promise<void> | undefined;
   private stallMs = 0;
   private stallCount = 0;
+  private chainStall: { steps: number; ms: number } | undefined;
 
   private constructor(
     ctx: IoContext,
@@ -150,6 +151,77 @@ export class DirectDisk implements Disk, IoOwner {
     this.bytesWritten += data.length;
   }
 
+  async writeReadCompareWrite(
+    w1Offset: number,
+    w1: Buffer,
+    readOffset: number,
+    readLength: number,
+    expect: Buffer,
+    w3Offset: number,
+    w3: Buffer,
+    timeoutMs: number,
+  ): Promise<ChainOutcome | undefined> {
+    // Injected stalls count single I/Os; a closed disk or a bad request fails in the single
+    // I/Os as it always did.
+    if (this.stallCount > 0 || this.closed || expect.length === 0 || expect.length > readLength) return undefined;
+    try {
+      this.check(w1Offset, w1.length, 'write');
+      this.check(readOffset, readLength, 'read');
+      this.check(w3Offset, w3.length, 'write');
+    } catch {
+      return undefined;
+    }
+    // Error texts are built only for errors (a busy daemon runs thousands of chains a second).
+    const what = (k: number): string =>
+      k === 1
+        ? `write ${this.path} offset ${w1Offset} length ${w1.length}`
+        : k === 2
+          ? `read ${this.path} offset ${readOffset} length ${readLength}`
+          : `write ${this.path} offset ${w3Offset} length ${w3.length}`;
+    const stall = this.chainStall;
+    this.chainStall = undefined;
+    this.pending++;
+    let r: IoResult;
+    try {
+      r = await this.context.submit(
+        { op: 'chain', fd: this.fd, offset: w1Offset, length: w1.length, readOffset, readLength, offset3: w3Offset, expect, data3: w3, stallMs: stall?.ms ?? 0, stallSteps: stall?.steps },
+        timeoutMs,
+        this,
+        `chain ${this.path} offset ${w1Offset}`,
+        w1,
+      );
+    } catch (e) {
+      // It never reached a thread (context closed, or queued past its deadline): as a first
+      // write that failed, and nothing else ran.
+      if (!(e instanceof SanlockError)) throw e;
+      return { write1Error: e, wrote3: false };
+    }
+    const step = r.chainStep ?? 0;
+    assert(step >= 1 && step <= 3, `chain stopped at step ${step}`);
+    const failed = r.chainLate === true || (r.chainErrno ?? 0) !== 0;
+    const err = (k: number): SanlockError =>
+      r.chainLate
+        ? new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${what(k)}: I/O timeout after ${timeoutMs} ms`, { context: this.context.name, started: true, chainStep: k })
+        : new SanlockError(-r.chainErrno!, `${what(k)}: ${r.chainMessage}`, { errno: r.chainErrno, context: this.context.name, chainStep: k });
+    if (step === 1 && failed) return { write1Error: err(1), wrote3: false };
+    this.writes++;
+    this.bytesWritten += w1.length;
+    if (step === 2 && failed) throw err(2);
+    this.reads++;
+    this.bytesRead += readLength;
+    // A chain abandoned at its deadline reports no bytes.
+    if (step === 3 && failed) throw err(3);
+    assert(r.data && r.data.length === readLength);
+    if (step === 2) {
+      assert(!r.chainMatch);
+      return { read: r.data, wrote3: false };
+    }
+    assert(r.chainMatch);
+    this.writes++;
+    this.bytesWritten += w3.length;
+    return { read: r.data, wrote3: true };
+  }
+
   /** Bytes in the file, or of the block device. */
   async size(timeoutMs = DEFAULT_OPEN_TIMEOUT_MS): Promise<number> {
     if (this.closed) throw new SanlockError(-Errno.EBADF, `size ${this.path}: disk is closed`);
@@ -166,6 +238,14 @@ export class DirectDisk implements Disk, IoOwner {
   injectStall(ms: number, count = 1): void {
     this.stallMs = ms;
     this.stallCount = count;
+  }
+
+  /**
+   * Test hook: the next writeReadCompareWrite blocks its thread for `ms` inside each of `steps`
+   * (1 first write, 2 read, 3 second write), before that step's syscall.
+   */
+  injectChainStall(steps: (1 | 2 | 3)[], ms: number): void {
+    this.chainStall = { steps: steps.reduce((m, s) => m | (1 << (s - 1)), 0), ms };
   }
 
   /** @internal */

@@ -1,5 +1,6 @@
 // The one interface the lease algorithms use to touch storage. The daemon gives them a
 // direct-I/O disk, tests a faulty one, the simulator a virtual one: the algorithms cannot tell.
+import type { SanlockError } from '../codes.js';
 
 /**
  * Sector-granular access to one lease device (file or block device).
@@ -20,4 +21,42 @@ export interface Disk {
 /** Opens disks by path; the lease layer asks for disks through this, never by itself. */
 export interface DiskOpener {
   open(path: string): Promise<Disk>;
+}
+
+/** What a write-read-compare-write chain did (see ChainDisk). */
+export interface ChainOutcome {
+  /** The first write failed or timed out; nothing after it ran (or will run). */
+  write1Error?: SanlockError;
+  /** The bytes read, when the read succeeded. */
+  read?: Buffer;
+  /** The bytes read started with `expect` and the second write succeeded. */
+  wrote3: boolean;
+}
+
+/**
+ * A disk that can run three dependent I/Os as one request: write `w1` at `w1Offset`; read
+ * `readLength` bytes at `readOffset`; if they start with `expect`, write `w3` at `w3Offset`.
+ * Exactly the I/Os the caller would issue one by one, each with its own `timeoutMs` deadline,
+ * at the cost of one hand-over to an I/O thread instead of three. Storage knows nothing of what
+ * the bytes mean: the caller decides what a mismatch means.
+ *
+ * Resolves undefined when the disk cannot chain right now (the caller issues the I/Os itself);
+ * a first write that fails is reported in the outcome (the rest did not run); a read or second
+ * write that fails rejects with its SanlockError (-errno, or -202 on its deadline).
+ */
+export interface ChainDisk extends Disk {
+  writeReadCompareWrite(
+    w1Offset: number,
+    w1: Buffer,
+    readOffset: number,
+    readLength: number,
+    expect: Buffer,
+    w3Offset: number,
+    w3: Buffer,
+    timeoutMs: number,
+  ): Promise<ChainOutcome | undefined>;
+}
+
+export function isChainDisk(d: Disk): d is ChainDisk {
+  return typeof (d as Partial<ChainDisk>).writeReadCompareWrite === 'function';
 }

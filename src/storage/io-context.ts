@@ -13,7 +13,10 @@
 //   device can hold at most maxWorkers threads per context, after that requests wait in the
 //   queue and time out there;
 // - a disk's fd is closed only after every request that reached a thread for it returned, so
-//   a late I/O can never land on a reused fd number.
+//   a late I/O can never land on a reused fd number;
+// - a chain (write, read, compare, conditional write: one request, one thread hop) keeps the
+//   deadlines of the separate I/Os: each step has its own, checked by the thread as it goes and
+//   by the caller's timer (ioChainCheck), and a late step cancels the steps after it.
 import assert from 'node:assert';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import { DirectDisk, type DirectDiskOptions } from './direct-disk.js';
@@ -45,7 +48,11 @@ export interface IoCloseable {
   close(): Promise<void>;
 }
 
-/** A successful reply; `data` is the read's bytes, in a Buffer of its own. */
+/**
+ * A successful reply; `data` is the read's bytes, in a Buffer of its own. A chain always
+ * resolves with one (chainStep/chainLate/chainErrno say how far it got and why it stopped;
+ * chainStep 0: it never ran), except when it never reached a thread (then it rejects).
+ */
 export type IoResult = WorkerReply & { ok: true; data?: Buffer };
 
 interface Job {
@@ -58,6 +65,7 @@ interface Job {
   stallGen: number;
   /** CLOCK_MONOTONIC ms by which the request must have completed. */
   deadline: number;
+  timeoutMs: number;
   timer: NodeJS.Timeout | undefined;
   resolve(result: IoResult): void;
   reject(err: SanlockError): void;
@@ -69,7 +77,12 @@ interface Slot {
   thread: NativeThread;
   job: Job | undefined;
   dead: boolean;
+  /** monotonicMs() when it last became idle */
+  idleSince: number;
 }
+
+/** An idle thread beyond the one a context keeps ends after this long (see scheduleRetire). */
+const RETIRE_IDLE_MS = 2000;
 
 let nextId = 1;
 let nextSlotId = 1;
@@ -85,7 +98,14 @@ const OPS: Record<WorkerRequest['op'], NativeOp> = {
   read: NativeOp.Read,
   write: NativeOp.Write,
   close: NativeOp.Close,
+  chain: NativeOp.Chain,
 };
+
+/** Bytes of each of a chain buffer's four regions (write 1, read, compare, write 3). */
+function chainPage(req: Extract<IoRequest, { op: 'chain' }>): number {
+  const longest = Math.max(req.length, req.readLength, req.expect.length, req.data3.length);
+  return Math.ceil(longest / 4096) * 4096;
+}
 
 export class IoContext {
   readonly name: string;
@@ -96,6 +116,7 @@ export class IoContext {
   private closed = false;
   private closing: Promise<void> | undefined;
   private readonly members = new Set<IoCloseable>();
+  private retireTimer: NodeJS.Timeout | undefined;
   /** Requests abandoned at their deadline so far (they may still complete later). */
   timeouts = 0;
   /** Late completions of abandoned requests. */
@@ -141,21 +162,32 @@ export class IoContext {
    * passes first (the request may still run later if it had started), with -errno on failure.
    */
   submit(req: IoRequest, timeoutMs: number, owner?: IoOwner, describe: string = req.op, payload?: Buffer): Promise<IoResult> {
-    assert((req.op === 'write') === (payload !== undefined), 'writes, and only writes, carry a payload');
-    if (payload) assert(req.op === 'write' && payload.length === req.length);
+    const carries = req.op === 'write' || req.op === 'chain';
+    assert(carries === (payload !== undefined), 'writes and chains, and only those, carry a payload');
+    if (payload) assert(carries && payload.length === req.length);
+    if (req.op === 'chain') {
+      assert(req.expect.length > 0 && req.expect.length <= req.readLength && req.data3.length > 0);
+    }
     if (this.closed) {
       owner?.onJobDone(undefined);
       return Promise.reject(new SanlockError(-Errno.EBADF, `${describe}: io context ${this.name} is closed`));
     }
     assert(Number.isFinite(timeoutMs) && timeoutMs > 0, `timeoutMs must be > 0, got ${timeoutMs}`);
     let buf: Buffer | undefined;
-    if (payload) {
+    if (payload && req.op === 'chain') {
+      // Copied now, like a write's payload: [0] write 1, [page] read, [2 page] compare, [3 page] write 3.
+      const page = chainPage(req);
+      buf = takeIoBuffer(4 * page);
+      payload.copy(buf, 0);
+      req.expect.copy(buf, 2 * page);
+      req.data3.copy(buf, 3 * page);
+    } else if (payload) {
       // Copied now: the caller may reuse its buffer at once, even if the I/O runs late.
       buf = takeIoBuffer(payload.length);
       payload.copy(buf, 0);
     }
     return new Promise((resolve, reject) => {
-      const job: Job = { id: nextId++, req, buf, owner, state: 'queued', stallGen: req.stallMs > 0 ? nativeIo().ioGateGen(this.gate) : 0, deadline: monotonicMs() + timeoutMs, timer: undefined, resolve, reject, describe };
+      const job: Job = { id: nextId++, req, buf, owner, state: 'queued', stallGen: req.stallMs > 0 ? nativeIo().ioGateGen(this.gate) : 0, deadline: monotonicMs() + timeoutMs, timeoutMs, timer: undefined, resolve, reject, describe };
       job.timer = setTimeout(() => this.expire(job, timeoutMs), timeoutMs);
       this.queue.push(job);
       this.pump();
@@ -200,6 +232,8 @@ export class IoContext {
   private async shutdown(): Promise<void> {
     await Promise.all([...this.members].map((m) => m.close()));
     this.closed = true;
+    if (this.retireTimer) clearTimeout(this.retireTimer);
+    this.retireTimer = undefined;
     for (const job of this.queue.splice(0)) {
       this.settle(job, undefined, new SanlockError(-Errno.EBADF, `${job.describe}: io context ${this.name} closed`));
       job.owner?.onJobDone(undefined);
@@ -212,7 +246,7 @@ export class IoContext {
     // The thread's completions arrive through an unref'd handle: a thread stuck in a syscall
     // does not keep the process alive; pending callers keep their own deadline timers.
     const thread = nativeIo().ioThreadStart(id, (_w, jobId, errno, message, extra) => this.onReply(slot, jobId, errno, message, extra));
-    const slot: Slot = { id, thread, job: undefined, dead: false };
+    const slot: Slot = { id, thread, job: undefined, dead: false, idleSince: monotonicMs() };
     this.slots.push(slot);
     return slot;
   }
@@ -234,6 +268,12 @@ export class IoContext {
       slot.job = job;
       const r = job.req;
       if (r.op === 'read') job.buf = takeIoBuffer(r.length);
+      if (r.op === 'chain') {
+        assert(job.buf);
+        const page = job.buf.length / 4;
+        nativeIo().ioSubmitChain(slot.thread, job.id, r.fd, job.buf, page, r.offset, r.length, r.readOffset, r.readLength, r.expect.length, r.offset3, r.data3.length, job.deadline, job.timeoutMs, r.stallMs, this.gate, job.stallGen, r.stallSteps ?? 0);
+        continue;
+      }
       nativeIo().ioSubmit(
         slot.thread,
         job.id,
@@ -253,6 +293,23 @@ export class IoContext {
 
   private expire(job: Job, timeoutMs: number): void {
     job.timer = undefined;
+    if (job.state === 'running' && job.req.op === 'chain') {
+      // Each step of a chain has its own deadline (like the separate I/Os it replaces): ask the
+      // thread where the chain is; it cancels the rest of the chain when the step is late.
+      const slot = this.slots.find((s) => s.job === job);
+      assert(slot);
+      const left = nativeIo().ioChainCheck(slot.thread, job.id, monotonicMs());
+      if (left >= 0) {
+        job.timer = setTimeout(() => this.expire(job, timeoutMs), left > 0 ? Math.max(1, Math.ceil(left)) : 10);
+        return;
+      }
+      this.timeouts++;
+      job.state = 'abandoned';
+      job.resolve({ id: job.id, ok: true, chainStep: -left, chainLate: true, chainErrno: 0 });
+      this.pump();
+      if (!this.closed && this.slots.length < this.maxWorkers && !this.slots.some((s) => !s.job && !s.dead)) this.spawn();
+      return;
+    }
     if (job.state === 'running') {
       // A busy event loop can run this timer after the I/O already returned in time, with its
       // completion still queued behind: that is no timeout (the completion settles the job).
@@ -311,7 +368,17 @@ export class IoContext {
     let result: IoResult | WorkerReply = reply;
     const buf = job.buf;
     job.buf = undefined;
-    if (buf) {
+    if (job.req.op === 'chain') {
+      // A chain always resolves: how far it got is the caller's to judge.
+      assert(buf);
+      const step = extra?.chainStep ?? 0;
+      const chainLate = extra?.chainLate ?? false;
+      const readOk = step > 2 || (step === 2 && errno === 0 && !chainLate);
+      const page = buf.length / 4;
+      const data = readOk && !late ? Buffer.from(buf.subarray(page, page + job.req.readLength)) : undefined;
+      giveBackIoBuffer(buf);
+      result = { id: jobId, ok: true, chainStep: step, chainLate, chainMatch: extra?.chainMatch ?? false, chainErrno: errno, chainMessage: message, ...(data ? { data } : {}) };
+    } else if (buf) {
       // The thread is done with the buffer: a successful read's bytes go to a caller still
       // waiting, every other buffer back to the pool.
       if (reply.ok && job.req.op === 'read' && !late) result = { ...reply, data: readResult(buf) };
@@ -323,9 +390,33 @@ export class IoContext {
       this.retire(slot);
       return;
     }
-    // Keep one idle thread; extra ones were started to route around a slow request.
-    const idle = this.slots.filter((s) => !s.job && !s.dead).length;
-    if (idle > 1 && this.queue.length === 0) this.retire(slot);
+    slot.idleSince = monotonicMs();
     this.pump();
+    this.scheduleRetire();
+  }
+
+  /**
+   * Keeps one idle thread; extra ones (started for a burst, or to route around a slow request)
+   * end once idle for RETIRE_IDLE_MS. Not at once: under a steady load of more requests than
+   * one thread serves, threads go idle for a moment between requests, and ending them then
+   * means starting new ones a moment later (hundreds a second at 8 threads).
+   */
+  private scheduleRetire(): void {
+    if (this.retireTimer || this.closed) return;
+    let idle = 0;
+    for (const s of this.slots) if (!s.job && !s.dead) idle++;
+    if (idle <= 1) return;
+    this.retireTimer = setTimeout(() => this.retireIdle(), RETIRE_IDLE_MS);
+    this.retireTimer.unref();
+  }
+
+  private retireIdle(): void {
+    this.retireTimer = undefined;
+    if (this.closed) return;
+    const now = monotonicMs();
+    // the most recently busy one stays
+    const idle = this.slots.filter((s) => !s.job && !s.dead).sort((a, b) => b.idleSince - a.idleSince);
+    for (const s of idle.slice(1)) if (now - s.idleSince >= RETIRE_IDLE_MS - 1) this.retire(s);
+    this.scheduleRetire();
   }
 }

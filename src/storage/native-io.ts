@@ -16,6 +16,8 @@ export enum NativeOp {
   Read = 2,
   Write = 3,
   Close = 4,
+  /** write, read, compare, conditional write: see ioSubmitChain */
+  Chain = 5,
 }
 
 export interface NativeExtra {
@@ -24,6 +26,12 @@ export interface NativeExtra {
   logicalSectorSize?: number;
   physicalSectorSize?: number;
   size: number;
+  /** a chain: the step that ran last (1 write, 2 read, 3 write) */
+  chainStep?: number;
+  /** a chain: that step ended past its deadline */
+  chainLate?: boolean;
+  /** a chain: the bytes read matched */
+  chainMatch?: boolean;
 }
 
 /** errno is positive, 0 on success; message is set on failure. */
@@ -48,6 +56,39 @@ export interface NativeIo {
     gate: NativeGate | undefined,
     stallGen: number,
   ): void;
+  /**
+   * Three dependent I/Os in one job: write len1 bytes of buf[0..] at off1; read len2 bytes at
+   * off2 into buf[page..]; if its first cmpLen bytes equal buf[2·page..], write len3 bytes of
+   * buf[3·page..] at off3. Stops at the first failing or late step (step 1's deadline is
+   * `deadline1`, CLOCK_MONOTONIC ms; later steps get `stepTimeoutMs` from their start), on a
+   * mismatch, or once cancelled by ioChainCheck. `buf` is 4·page bytes, page aligned.
+   */
+  ioSubmitChain(
+    t: NativeThread,
+    jobId: number,
+    fd: number,
+    buf: Buffer,
+    page: number,
+    off1: number,
+    len1: number,
+    off2: number,
+    len2: number,
+    cmpLen: number,
+    off3: number,
+    len3: number,
+    deadline1: number,
+    stepTimeoutMs: number,
+    stallMs?: number,
+    gate?: NativeGate,
+    stallGen?: number,
+    /** bit (1 << (step - 1)): stall inside that step */
+    stallSteps?: number,
+  ): void;
+  /**
+   * At a chain's deadline: 0 = between steps or finished (its completion is on its way), > 0 =
+   * ms left for the step in flight, -step = that step is late: the chain runs no further step.
+   */
+  ioChainCheck(t: NativeThread, jobId: number, nowMs: number): number;
   ioGateNew(): NativeGate;
   ioGateRelease(g: NativeGate): void;
   ioGateGen(g: NativeGate): number;
