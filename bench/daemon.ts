@@ -264,6 +264,8 @@ async function many(): Promise<Row[]> {
       }
     }
     const note = `${PROCS} procs × ${per} leases (BENCH_SCALE=${scale()}), best of ${ROUNDS} rounds${retries.ours + retries.real ? `; acquires retried after an I/O timeout: ours ${retries.ours}, sanlock ${retries.real}` : ''}`;
+    const floor = await releaseIoFloor(env.sides[0]!.dir, PROCS);
+    const relTarget = 1.5 * Math.max(...rel.real);
     return [
       { metric: `acquire ${total} leases`, value: Math.max(...acq.ours), unit: 'leases/s', ref: { name: 'sanlock', value: Math.max(...acq.real) }, note, target: target('ratio ≥ 1.5', Math.max(...acq.ours) / Math.max(...acq.real), '>=', 1.5) },
       { metric: `release ${total} leases`, value: Math.max(...rel.ours), unit: 'leases/s', ref: { name: 'sanlock', value: Math.max(...rel.real) }, target: target('ratio ≥ 1.5', Math.max(...rel.ours) / Math.max(...rel.real), '>=', 1.5) },
@@ -275,8 +277,66 @@ async function many(): Promise<Row[]> {
       { metric: '  release phase, all threads', value: median(allRel.ours), unit: 'µs', ref: { name: 'sanlock', value: median(allRel.real) } },
       { metric: 'machine busy during acquire', value: median(busyAcq.ours), unit: 'cores', ref: { name: 'sanlock', value: median(busyAcq.real) }, note: `all processes (/proc/stat), of ${os.availableParallelism()} cores` },
       { metric: 'machine busy during release', value: median(busyRel.ours), unit: 'cores', ref: { name: 'sanlock', value: median(busyRel.real) } },
+      {
+        metric: 'release I/O floor: the 3 I/Os alone',
+        value: floor.rate,
+        unit: 'releases/s',
+        ref: { name: '1.5 × sanlock release', value: relTarget },
+        note: `no daemon, no client: ${PROCS} processes each loop pwrite 512 B, pread 512 B, pwrite 512 B (O_DIRECT|O_SYNC, what an EX release does) on the same filesystem; machine ${floor.busy.toFixed(2)} cores busy. A release can be no faster than this, whichever daemon runs it`,
+      },
     ];
   });
+}
+
+/**
+ * What the disk and kernel alone allow for releases on this machine: PROCS processes doing an EX
+ * release's three dependent sector I/Os in a loop, no daemon and no socket. A ceiling on any
+ * daemon's release rate (both daemons do exactly these I/Os: case 3).
+ */
+const FLOOR_PY = `
+import os, mmap, sys, time
+n, base, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+fd = os.open(path, os.O_RDWR | os.O_DIRECT | os.O_SYNC)
+buf = memoryview(mmap.mmap(-1, 4096))[:512]
+sys.stdin.readline()
+t0 = time.monotonic()
+for i in range(n):
+    off = (base + i % 16) * 65536
+    os.pwritev(fd, [buf], off + 1536)
+    os.preadv(fd, [buf], off)
+    os.pwritev(fd, [buf], off)
+print(t0, time.monotonic(), flush=True)
+`;
+
+async function releaseIoFloor(dir: string, procs: number): Promise<{ rate: number; busy: number }> {
+  const script = join(dir, 'io-floor.py');
+  const file = join(dir, 'io-floor.img');
+  writeFileSync(script, FLOOR_PY);
+  execFileSync('truncate', ['-s', `${procs * 16 * 64}K`, file]);
+  const n = 600;
+  try {
+    const ps = Array.from({ length: procs }, (_, i) => spawn(PYTHON, [script, String(n), String(i * 16), file], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    const outs = ps.map(
+      (p) =>
+        new Promise<string>((res, rej) => {
+          let o = '';
+          p.stdout!.on('data', (d) => {
+            o += d;
+          });
+          p.on('exit', (code) => (code === 0 ? res(o) : rej(new Error(`io floor driver exited ${code}`))));
+        }),
+    );
+    await sleep(300); // let every python start before the clock runs
+    const m0 = machineCpu();
+    const w = performance.now();
+    for (const p of ps) p.stdin!.end('go\n');
+    const spans = (await Promise.all(outs)).map((o) => o.trim().split(' ').map(Number) as [number, number]);
+    const busy = busyCores(m0, machineCpu(), (performance.now() - w) / 1000);
+    const rate = (procs * n) / (Math.max(...spans.map((x) => x[1])) - Math.min(...spans.map((x) => x[0])));
+    return { rate, busy };
+  } finally {
+    rmSync(file, { force: true });
+  }
 }
 
 /** BENCH_QUICK=1 skips the slow parts: io_timeout 10 joins, 10 000 held leases, 100 lockspaces. */
