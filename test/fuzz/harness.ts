@@ -66,7 +66,9 @@ export async function startHarness(prefix: string): Promise<Harness> {
   direct(['init', '-s', `${LS}:0:${ids}:0`, '-o', '1']);
   direct(['init', '-r', `${LS}:KEEP_EX:${leases}:0`]);
   direct(['init', '-r', `${LS}:KEEP_SH:${leases}:${MiB}`]);
-  const d = await startOurDaemon(join(dir, 'run'), ['-e', 'hostFuzz']);
+  // SANLOCK_TS_FUZZ_DAEMON_ARGS, e.g. "-l 1": extra daemon options (later ones override the defaults)
+  const extra = (process.env.SANLOCK_TS_FUZZ_DAEMON_ARGS ?? '').split(' ').filter(Boolean);
+  const d = await startOurDaemon(join(dir, 'run'), ['-e', 'hostFuzz', ...extra]);
   // -D logs every message: keep only the last 16 KiB (our-daemon.ts keeps it all, which a
   // million-message run cannot afford)
   // The tail alone is useless after a failure (the end-of-run status polling fills it), so the
