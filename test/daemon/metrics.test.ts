@@ -10,7 +10,8 @@ import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SanlkCode, type SanlockError } from '../../src/codes.js';
+import { SanlkCode, SanlockError } from '../../src/codes.js';
+import { type ChainOutcome, isChainDisk } from '../../src/storage/disk.js';
 import { metricsAddressProblem, parseMetricsAddress } from '../../src/daemon/metrics/address.js';
 import { startMetricsServer } from '../../src/daemon/metrics/http.js';
 import { metrics } from '../../src/daemon/metrics/sink.js';
@@ -67,6 +68,48 @@ describe('metrics hooks without a daemon', () => {
       await srv.close();
     }
     assert.equal(metrics.disk(mem, 'X', 'resource'), mem);
+  });
+});
+
+describe('metered disks keep chaining', () => {
+  // An EX release is one chained request on a disk that can chain (the daemon's DirectDisk);
+  // --metrics wraps resource disks and must not turn it back into three.
+  class ChainMem extends MemDisk {
+    chains = 0;
+    fail: SanlockError | undefined;
+    async writeReadCompareWrite(w1Off: number, w1: Buffer, rOff: number, rLen: number, expect: Buffer, w3Off: number, w3: Buffer, ms: number): Promise<ChainOutcome | undefined> {
+      this.chains++;
+      if (this.fail) throw this.fail;
+      await this.write(w1Off, w1, ms);
+      const read = await this.read(rOff, rLen, ms);
+      const match = read.subarray(0, expect.length).equals(expect);
+      if (match) await this.write(w3Off, w3, ms);
+      return { read, wrote3: match };
+    }
+  }
+
+  test('a chaining disk chains through the metered wrapper, its -202 is counted; a plain one declines', async () => {
+    const srv = await startMetricsServer({ host: '127.0.0.1', port: 0, loopback: true });
+    try {
+      const inner = new ChainMem('/dev/fake', 64 * 1024);
+      const d = metrics.disk(inner, 'C', 'resource');
+      assert.notEqual(d, inner);
+      assert.ok(isChainDisk(d), 'the metered disk must offer the chain');
+      const sec = (b: number): Buffer => Buffer.alloc(512, b);
+      const out = await d.writeReadCompareWrite(1024, sec(1), 0, 512, Buffer.alloc(512), 0, sec(3), 1000);
+      assert.deepEqual({ wrote3: out?.wrote3, chains: inner.chains }, { wrote3: true, chains: 1 });
+      assert.deepEqual(await inner.read(0, 512, 1000), sec(3));
+      assert.deepEqual(await inner.read(1024, 512, 1000), sec(1));
+      inner.fail = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, 'late');
+      await assert.rejects(d.writeReadCompareWrite(1024, sec(1), 0, 512, sec(3), 0, sec(4), 10), (e: SanlockError) => e.code === SanlkCode.SANLK_AIO_TIMEOUT);
+      const { samples } = await scrape(srv.address.port);
+      assert.equal(sampleValue(samples, 'sanlock_io_timeouts_total', { lockspace: 'C', use: 'resource' }), 1);
+      const plain = metrics.disk(new MemDisk('/dev/fake2', 64 * 1024), 'C', 'resource');
+      assert.ok(isChainDisk(plain));
+      assert.equal(await plain.writeReadCompareWrite(0, sec(1), 0, 512, sec(1), 0, sec(1), 1000), undefined);
+    } finally {
+      await srv.close();
+    }
   });
 });
 

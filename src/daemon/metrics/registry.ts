@@ -6,7 +6,7 @@ import assert from 'node:assert';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { codeName, errorCode, SanlkCode } from '../../codes.js';
 import { hostStateName } from '../../lease/host-state.js';
-import type { Disk } from '../../storage/disk.js';
+import { type ChainDisk, type ChainOutcome, type Disk, isChainDisk } from '../../storage/disk.js';
 import { monotime } from '../clock.js';
 import type { Lockspace, LockspaceManager } from '../lockspace.js';
 import type { ResourceManager } from '../resources.js';
@@ -106,7 +106,7 @@ interface IoTimes {
 }
 
 /** Counts -202 results of one lockspace's disk and, for the renewal disk, times each I/O finely. */
-class MeteredDisk implements Disk {
+class MeteredDisk implements ChainDisk {
   constructor(
     private readonly inner: Disk,
     private readonly onTimeout: () => void,
@@ -133,6 +133,29 @@ class MeteredDisk implements Disk {
       throw this.seen(err);
     } finally {
       if (this.times) this.times.writeMs = performance.now() - t;
+    }
+  }
+  /**
+   * Keeps a chaining disk chaining under --metrics (an EX release is then one I/O request, not
+   * three); undefined, as ChainDisk allows, when the disk underneath cannot chain.
+   */
+  async writeReadCompareWrite(
+    w1Offset: number,
+    w1: Buffer,
+    readOffset: number,
+    readLength: number,
+    expect: Buffer,
+    w3Offset: number,
+    w3: Buffer,
+    timeoutMs: number,
+  ): Promise<ChainOutcome | undefined> {
+    if (!isChainDisk(this.inner)) return undefined;
+    try {
+      const out = await this.inner.writeReadCompareWrite(w1Offset, w1, readOffset, readLength, expect, w3Offset, w3, timeoutMs);
+      if (out?.write1Error) this.seen(out.write1Error);
+      return out;
+    } catch (err) {
+      throw this.seen(err);
     }
   }
   close(): Promise<void> {
