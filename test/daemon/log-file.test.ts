@@ -243,10 +243,17 @@ describe('our daemon: log file, SIGHUP, debug log, renewal history', { skip: ski
         if (theirs) join1(theirs.env, ids[1]!);
         // io_timeout 1: a renewal every 2 s; the join itself is the first entry
         await new Promise((r) => setTimeout(r, 4500));
-        const outputs = [ours.cli(['client', 'renewal', '-s', 'LS'])];
-        if (theirs) outputs.push(theirs.cli(['client', 'renewal', '-s', 'LS']));
+        const outputs = [{ who: 'ours', ...ours.cli(['client', 'renewal', '-s', 'LS']) }];
+        if (theirs) {
+          // sanlock 3.8.5 with -H 0 answers and closes before reading the request's lockspace
+          // struct, so its own client is killed by SIGPIPE about one time in three (ours reads the
+          // payload first: 0 of 40 in the same loop); retry the real one until it gets through
+          let r = theirs.cli(['client', 'renewal', '-s', 'LS']);
+          for (let i = 0; h === 0 && r.status !== 0 && i < 15; i++) r = theirs.cli(['client', 'renewal', '-s', 'LS']);
+          outputs.push({ who: 'sanlock', ...r });
+        }
         for (const r of outputs) {
-          assert.equal(r.status, 0);
+          assert.equal(r.status, 0, `${r.who} -H ${h}: client renewal exited ${r.status}: ${r.stdout}`);
           if (h === 0) assert.equal(r.stdout, '');
           else assert.match(r.stdout, /^(timestamp=\d+ read_ms=\d+ write_ms=\d+ next_timeouts=0 next_errors=0\n){2}$/);
         }
