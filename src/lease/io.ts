@@ -3,7 +3,7 @@
 // 1 write for a release...).
 import assert from 'node:assert/strict';
 import { SanlockError } from '../codes.js';
-import { type ChainOutcome, type Disk, isChainDisk } from '../storage/disk.js';
+import { type ChainOutcome, type ChainRequest, type Disk, isChainDisk } from '../storage/disk.js';
 
 export class IoStats {
   reads = 0;
@@ -45,23 +45,13 @@ export async function ioWrite(disk: Disk, offset: number, data: Buffer, timeoutM
  * then issues them with ioWrite/ioRead). Counts exactly the I/Os that were attempted, as the
  * single calls would.
  */
-export async function ioWriteReadCompareWrite(
-  disk: Disk,
-  w1Offset: number,
-  w1: Buffer,
-  readOffset: number,
-  readLength: number,
-  expect: Buffer,
-  w3Offset: number,
-  w3: Buffer,
-  timeoutMs: number,
-  stats: IoStats,
-): Promise<ChainOutcome | undefined> {
+export async function ioWriteReadCompareWrite(disk: Disk, req: ChainRequest, timeoutMs: number, stats: IoStats): Promise<ChainOutcome | undefined> {
   if (!isChainDisk(disk)) return undefined;
+  const { w1Offset, w1, readOffset, readLength, w3Offset, w3 } = req;
   assert.ok(w1Offset >= 0 && w1.length > 0 && readOffset >= 0 && readLength > 0 && w3Offset >= 0 && w3.length > 0, 'bad chain');
   let out: ChainOutcome | undefined;
   try {
-    out = await disk.writeReadCompareWrite(w1Offset, w1, readOffset, readLength, expect, w3Offset, w3, timeoutMs);
+    out = await disk.writeReadCompareWrite(req, timeoutMs);
   } catch (e) {
     // the read failed (step 2) or the second write did (step 3)
     const step = e instanceof SanlockError ? e.details?.chainStep : undefined;

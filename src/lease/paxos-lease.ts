@@ -874,7 +874,8 @@ export class PaxosLease {
     try {
       const dblockAt = disk.offset + (2 + this.hostId - 1) * this.ss;
       const freed = this.freedLeaderSector(held, renameTo);
-      out = await ioWriteReadCompareWrite(disk.disk, dblockAt, dsec, disk.offset, this.ss, expectRaw, disk.offset, freed, this.ioMs, this.stats);
+      const req = { w1Offset: dblockAt, w1: dsec, readOffset: disk.offset, readLength: this.ss, expect: expectRaw, w3Offset: disk.offset, w3: freed };
+      out = await ioWriteReadCompareWrite(disk.disk, req, this.ioMs, this.stats);
     } catch (e) {
       // The leader read or the freed-leader write failed: as in release(), a retry may finish.
       this.ourDblock = d;

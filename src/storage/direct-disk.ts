@@ -4,7 +4,7 @@
 import assert from 'node:assert';
 import fs from 'node:fs';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
-import type { ChainDisk, ChainOutcome, DiskOpener } from './disk.js';
+import type { ChainDisk, ChainOutcome, ChainRequest, DiskOpener } from './disk.js';
 import { IoContext, type IoOwner, type IoResult } from './io-context.js';
 import type { WorkerReply } from './io-protocol.js';
 
@@ -151,16 +151,8 @@ export class DirectDisk implements ChainDisk, IoOwner {
     this.bytesWritten += data.length;
   }
 
-  async writeReadCompareWrite(
-    w1Offset: number,
-    w1: Buffer,
-    readOffset: number,
-    readLength: number,
-    expect: Buffer,
-    w3Offset: number,
-    w3: Buffer,
-    timeoutMs: number,
-  ): Promise<ChainOutcome | undefined> {
+  async writeReadCompareWrite(req: ChainRequest, timeoutMs: number): Promise<ChainOutcome | undefined> {
+    const { w1Offset, w1, readOffset, readLength, expect, w3Offset, w3 } = req;
     // Injected stalls count single I/Os; a closed disk or a bad request fails in the single
     // I/Os as it always did.
     if (this.stallCount > 0 || this.closed || expect.length === 0 || expect.length > readLength) return undefined;

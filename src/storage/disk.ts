@@ -45,16 +45,18 @@ export interface ChainOutcome {
  * write that fails rejects with its SanlockError (-errno, or -202 on its deadline).
  */
 export interface ChainDisk extends Disk {
-  writeReadCompareWrite(
-    w1Offset: number,
-    w1: Buffer,
-    readOffset: number,
-    readLength: number,
-    expect: Buffer,
-    w3Offset: number,
-    w3: Buffer,
-    timeoutMs: number,
-  ): Promise<ChainOutcome | undefined>;
+  writeReadCompareWrite(req: ChainRequest, timeoutMs: number): Promise<ChainOutcome | undefined>;
+}
+
+/** The three I/Os of a chain (see ChainDisk). */
+export interface ChainRequest {
+  w1Offset: number;
+  w1: Buffer;
+  readOffset: number;
+  readLength: number;
+  expect: Buffer;
+  w3Offset: number;
+  w3: Buffer;
 }
 
 export function isChainDisk(d: Disk): d is ChainDisk {

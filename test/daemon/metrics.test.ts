@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SanlkCode, SanlockError } from '../../src/codes.js';
-import { type ChainOutcome, isChainDisk } from '../../src/storage/disk.js';
+import { type ChainOutcome, type ChainRequest, isChainDisk } from '../../src/storage/disk.js';
 import { metricsAddressProblem, parseMetricsAddress } from '../../src/daemon/metrics/address.js';
 import { startMetricsServer } from '../../src/daemon/metrics/http.js';
 import { metrics } from '../../src/daemon/metrics/sink.js';
@@ -77,13 +77,13 @@ describe('metered disks keep chaining', () => {
   class ChainMem extends MemDisk {
     chains = 0;
     fail: SanlockError | undefined;
-    async writeReadCompareWrite(w1Off: number, w1: Buffer, rOff: number, rLen: number, expect: Buffer, w3Off: number, w3: Buffer, ms: number): Promise<ChainOutcome | undefined> {
+    async writeReadCompareWrite(req: ChainRequest, ms: number): Promise<ChainOutcome | undefined> {
       this.chains++;
       if (this.fail) throw this.fail;
-      await this.write(w1Off, w1, ms);
-      const read = await this.read(rOff, rLen, ms);
-      const match = read.subarray(0, expect.length).equals(expect);
-      if (match) await this.write(w3Off, w3, ms);
+      await this.write(req.w1Offset, req.w1, ms);
+      const read = await this.read(req.readOffset, req.readLength, ms);
+      const match = read.subarray(0, req.expect.length).equals(req.expect);
+      if (match) await this.write(req.w3Offset, req.w3, ms);
       return { read, wrote3: match };
     }
   }
@@ -96,17 +96,18 @@ describe('metered disks keep chaining', () => {
       assert.notEqual(d, inner);
       assert.ok(isChainDisk(d), 'the metered disk must offer the chain');
       const sec = (b: number): Buffer => Buffer.alloc(512, b);
-      const out = await d.writeReadCompareWrite(1024, sec(1), 0, 512, Buffer.alloc(512), 0, sec(3), 1000);
+      const chain = (w1: Buffer, expect: Buffer, w3: Buffer): ChainRequest => ({ w1Offset: 1024, w1, readOffset: 0, readLength: 512, expect, w3Offset: 0, w3 });
+      const out = await d.writeReadCompareWrite(chain(sec(1), Buffer.alloc(512), sec(3)), 1000);
       assert.deepEqual({ wrote3: out?.wrote3, chains: inner.chains }, { wrote3: true, chains: 1 });
       assert.deepEqual(await inner.read(0, 512, 1000), sec(3));
       assert.deepEqual(await inner.read(1024, 512, 1000), sec(1));
       inner.fail = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, 'late');
-      await assert.rejects(d.writeReadCompareWrite(1024, sec(1), 0, 512, sec(3), 0, sec(4), 10), (e: SanlockError) => e.code === SanlkCode.SANLK_AIO_TIMEOUT);
+      await assert.rejects(d.writeReadCompareWrite(chain(sec(1), sec(3), sec(4)), 10), (e: SanlockError) => e.code === SanlkCode.SANLK_AIO_TIMEOUT);
       const { samples } = await scrape(srv.address.port);
       assert.equal(sampleValue(samples, 'sanlock_io_timeouts_total', { lockspace: 'C', use: 'resource' }), 1);
       const plain = metrics.disk(new MemDisk('/dev/fake2', 64 * 1024), 'C', 'resource');
       assert.ok(isChainDisk(plain));
-      assert.equal(await plain.writeReadCompareWrite(0, sec(1), 0, 512, sec(1), 0, sec(1), 1000), undefined);
+      assert.equal(await plain.writeReadCompareWrite(chain(sec(1), sec(1), sec(1)), 1000), undefined);
     } finally {
       await srv.close();
     }

@@ -34,7 +34,7 @@ function sector(path: string, i: number): Buffer {
 
 /** Write B to sector 2, read sector 0, and when it starts with `expect` write C to sector 0. */
 function chain(disk: DirectDisk, expect: Buffer, timeoutMs = 5000, readAt = 0) {
-  return disk.writeReadCompareWrite(2 * SS, B, readAt, SS, expect, 0, C, timeoutMs);
+  return disk.writeReadCompareWrite({ w1Offset: 2 * SS, w1: B, readOffset: readAt, readLength: SS, expect, w3Offset: 0, w3: C }, timeoutMs);
 }
 
 async function rejection(p: Promise<unknown>): Promise<SanlockError> {

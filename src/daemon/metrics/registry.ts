@@ -6,7 +6,7 @@ import assert from 'node:assert';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { codeName, errorCode, SanlkCode } from '../../codes.js';
 import { hostStateName } from '../../lease/host-state.js';
-import { type ChainDisk, type ChainOutcome, type Disk, isChainDisk } from '../../storage/disk.js';
+import { type ChainDisk, type ChainOutcome, type ChainRequest, type Disk, isChainDisk } from '../../storage/disk.js';
 import { monotime } from '../clock.js';
 import type { Lockspace, LockspaceManager } from '../lockspace.js';
 import type { ResourceManager } from '../resources.js';
@@ -139,19 +139,10 @@ class MeteredDisk implements ChainDisk {
    * Keeps a chaining disk chaining under --metrics (an EX release is then one I/O request, not
    * three); undefined, as ChainDisk allows, when the disk underneath cannot chain.
    */
-  async writeReadCompareWrite(
-    w1Offset: number,
-    w1: Buffer,
-    readOffset: number,
-    readLength: number,
-    expect: Buffer,
-    w3Offset: number,
-    w3: Buffer,
-    timeoutMs: number,
-  ): Promise<ChainOutcome | undefined> {
+  async writeReadCompareWrite(req: ChainRequest, timeoutMs: number): Promise<ChainOutcome | undefined> {
     if (!isChainDisk(this.inner)) return undefined;
     try {
-      const out = await this.inner.writeReadCompareWrite(w1Offset, w1, readOffset, readLength, expect, w3Offset, w3, timeoutMs);
+      const out = await this.inner.writeReadCompareWrite(req, timeoutMs);
       if (out?.write1Error) this.seen(out.write1Error);
       return out;
     } catch (err) {
