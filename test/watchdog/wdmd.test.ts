@@ -215,7 +215,9 @@ describe('real wdmd 3.8.5 on the fake watchdog device', { skip: !haveWdmd() && '
     // failing) reopens the device and pets again.
     const tDisarm = monotonicSecondsExact();
     assert.equal(await wd.disarm(), 0);
-    await waitUntil(() => kept(tDisarm).length > 0, 4000, 'keepalives to resume after disarm');
+    // wdmd retests about every second while failing; 12 s (a whole test interval and more) keeps
+    // a CI machine's scheduling noise from failing this (4 s did once, on a loaded 2-core run)
+    await waitUntil(() => kept(tDisarm).length > 0, 12_000, 'keepalives to resume after disarm');
     assert.ok(wdmd.events().some((e) => e.event === 'open' && e.t > tDisarm), 'device reopened');
     await wd.close();
     await waitUntil(() => wdmd.stderr().includes('client_pid_dead'), 3000, 'wdmd to drop the closed connection');
