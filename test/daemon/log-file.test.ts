@@ -244,13 +244,16 @@ describe('our daemon: log file, SIGHUP, debug log, renewal history', { skip: ski
         // io_timeout 1: a renewal every 2 s; the join itself is the first entry
         await new Promise((r) => setTimeout(r, 4500));
         const outputs = [{ who: 'ours', ...ours.cli(['client', 'renewal', '-s', 'LS']) }];
-        if (theirs) {
+        if (theirs && h === 0) {
           // sanlock 3.8.5 with -H 0 answers and closes before reading the request's lockspace
-          // struct, so its own client is killed by SIGPIPE about one time in three (ours reads the
-          // payload first: 0 of 40 in the same loop); retry the real one until it gets through
-          let r = theirs.cli(['client', 'renewal', '-s', 'LS']);
-          for (let i = 0; h === 0 && r.status !== 0 && i < 15; i++) r = theirs.cli(['client', 'renewal', '-s', 'LS']);
-          outputs.push({ who: 'sanlock', ...r });
+          // struct, so its own client is killed by SIGPIPE about one time in three on a quiet
+          // machine and nearly always on a loaded one (ours reads the payload first: 0 of 40).
+          // Either way it prints nothing, which is what ours must print.
+          const r = spawnSync(SANLOCK_BIN, ['client', 'renewal', '-s', 'LS'], { env: theirs.env, encoding: 'utf8' });
+          assert.ok(r.status === 0 || r.signal === 'SIGPIPE', `sanlock -H 0: client renewal exited ${r.status} ${r.signal}`);
+          assert.equal(r.stdout, '');
+        } else if (theirs) {
+          outputs.push({ who: 'sanlock', ...theirs.cli(['client', 'renewal', '-s', 'LS']) });
         }
         for (const r of outputs) {
           assert.equal(r.status, 0, `${r.who} -H ${h}: client renewal exited ${r.status}: ${r.stdout}`);
