@@ -461,6 +461,24 @@ Napi::Value IoGateGen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g.gen);
 }
 
+// Gives `job` to the idle thread of `h` and wakes it; a busy or stopped thread refuses it (the job
+// and its buffer reference are freed, a JS error is thrown and Null returned). `what` names the caller.
+Napi::Value HandOver(Napi::Env env, ThreadHandle* h, Job* job, const char* what) {
+  job->workerId = h->t->workerId;
+  {
+    std::lock_guard<std::mutex> lk(h->t->m);
+    if (h->t->job != nullptr || h->t->stop) {
+      if (job->dataRef != nullptr) napi_delete_reference(env, job->dataRef);
+      delete job;
+      Napi::Error::New(env, std::string(what) + ": thread busy or stopped").ThrowAsJavaScriptException();
+      return env.Null();
+    }
+    h->t->job = job;
+  }
+  h->t->cv.notify_one();
+  return env.Undefined();
+}
+
 // ioSubmit(handle, jobId, op, fd, offset, length, buffer|undefined, path|undefined, readOnly,
 //          stallMs, gate|undefined, stallGen). The thread must be idle (the caller tracks that).
 Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
@@ -499,19 +517,7 @@ Napi::Value IoSubmit(const Napi::CallbackInfo& info) {
   job->stallMs = info[9].As<Napi::Number>().Uint32Value();
   if (info[10].IsExternal()) job->gate = *info[10].As<Napi::External<std::shared_ptr<Gate>>>().Data();
   job->stallGen = info[11].As<Napi::Number>().Uint32Value();
-  job->workerId = h->t->workerId;
-  {
-    std::lock_guard<std::mutex> lk(h->t->m);
-    if (h->t->job != nullptr || h->t->stop) {
-      if (job->dataRef != nullptr) napi_delete_reference(env, job->dataRef);
-      delete job;
-      Napi::Error::New(env, "ioSubmit: thread busy or stopped").ThrowAsJavaScriptException();
-      return env.Null();
-    }
-    h->t->job = job;
-  }
-  h->t->cv.notify_one();
-  return env.Undefined();
+  return HandOver(env, h, job, "ioSubmit");
 }
 
 // ioSubmitChain(handle, jobId, fd, buffer, page, off1, len1, off2, len2, cmpLen, off3, len3,
@@ -555,24 +561,12 @@ Napi::Value IoSubmitChain(const Napi::CallbackInfo& info) {
     job->stallGen = info[16].As<Napi::Number>().Uint32Value();
     job->stallSteps = info[17].As<Napi::Number>().Int32Value();
   }
-  job->workerId = h->t->workerId;
   if (napi_create_reference(env, buf, 1, &job->dataRef) != napi_ok) {
     delete job;
     Napi::Error::New(env, "ioSubmitChain: napi_create_reference failed").ThrowAsJavaScriptException();
     return env.Null();
   }
-  {
-    std::lock_guard<std::mutex> lk(h->t->m);
-    if (h->t->job != nullptr || h->t->stop) {
-      napi_delete_reference(env, job->dataRef);
-      delete job;
-      Napi::Error::New(env, "ioSubmitChain: thread busy or stopped").ThrowAsJavaScriptException();
-      return env.Null();
-    }
-    h->t->job = job;
-  }
-  h->t->cv.notify_one();
-  return env.Undefined();
+  return HandOver(env, h, job, "ioSubmitChain");
 }
 
 // ioAlloc(length) -> Buffer of `length` bytes, page aligned, zero filled (fresh mmap).

@@ -80,7 +80,7 @@ export function checkWritable(path: string, what: string): string | undefined {
 class AsyncLineWriter {
   private queue: string[] = [];
   private writing = false;
-  /** a kick is due at the end of this event loop turn */
+  /** a batch write is due within BATCH_MS */
   private scheduled = false;
   private fdClosed = false;
   private dropped = 0;

@@ -861,9 +861,8 @@ export class PaxosLease {
     // Only a leader that the usual path would accept (chooseLeader) and free (mayFreeLeader):
     // verified, written by us, owned by us, not freed yet. Anything else takes the usual path.
     if (this.verifyLeaderAt(expectRaw) !== 0) return false;
-    const held = decodeLeader(expectRaw, 0);
     try {
-      if (!this.mayFreeLeader(held, expectRaw, expect, expectRaw)) return false;
+      if (!this.mayFreeLeader(expect, expectRaw, expect, expectRaw)) return false;
     } catch {
       return false;
     }
@@ -873,7 +872,7 @@ export class PaxosLease {
     let out: ChainOutcome | undefined;
     try {
       const dblockAt = disk.offset + (2 + this.hostId - 1) * this.ss;
-      const freed = this.freedLeaderSector(held, renameTo);
+      const freed = this.freedLeaderSector(expect, renameTo);
       const req = { w1Offset: dblockAt, w1: dsec, readOffset: disk.offset, readLength: this.ss, expect: expectRaw, w3Offset: disk.offset, w3: freed };
       out = await ioWriteReadCompareWrite(disk.disk, req, this.ioMs, this.stats);
     } catch (e) {

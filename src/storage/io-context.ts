@@ -188,7 +188,7 @@ export class IoContext {
     }
     return new Promise((resolve, reject) => {
       const job: Job = { id: nextId++, req, buf, owner, state: 'queued', stallGen: req.stallMs > 0 ? nativeIo().ioGateGen(this.gate) : 0, deadline: monotonicMs() + timeoutMs, timeoutMs, timer: undefined, resolve, reject, describe };
-      job.timer = setTimeout(() => this.expire(job, timeoutMs), timeoutMs);
+      job.timer = setTimeout(() => this.expire(job), timeoutMs);
       this.queue.push(job);
       this.pump();
     });
@@ -291,7 +291,7 @@ export class IoContext {
     }
   }
 
-  private expire(job: Job, timeoutMs: number): void {
+  private expire(job: Job): void {
     job.timer = undefined;
     if (job.state === 'running' && job.req.op === 'chain') {
       // Each step of a chain has its own deadline (like the separate I/Os it replaces): ask the
@@ -300,7 +300,7 @@ export class IoContext {
       assert(slot);
       const left = nativeIo().ioChainCheck(slot.thread, job.id, monotonicMs());
       if (left >= 0) {
-        job.timer = setTimeout(() => this.expire(job, timeoutMs), left > 0 ? Math.max(1, Math.ceil(left)) : 10);
+        job.timer = setTimeout(() => this.expire(job), left > 0 ? Math.max(1, Math.ceil(left)) : 10);
         return;
       }
       this.timeouts++;
@@ -317,11 +317,11 @@ export class IoContext {
       const doneAt = slot ? nativeIo().ioThreadDoneAt(slot.thread, job.id) : -1;
       if (doneAt >= 0 && doneAt <= job.deadline) {
         // The completion handle is unref'd: this timer keeps the process up until it arrives.
-        job.timer = setTimeout(() => this.expire(job, timeoutMs), 10);
+        job.timer = setTimeout(() => this.expire(job), 10);
         return;
       }
     }
-    const err = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${job.describe}: I/O timeout after ${timeoutMs} ms`, {
+    const err = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${job.describe}: I/O timeout after ${job.timeoutMs} ms`, {
       context: this.name,
       started: job.state === 'running',
     });
