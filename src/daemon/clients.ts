@@ -125,6 +125,9 @@ export class Client {
   pidDead = false;
   killCount = 0;
   killLast = 0;
+  /** CLOCK_MONOTONIC ms of the last kill: the once-a-second limit in real time (killLast, whole
+   *  seconds as sanlock shows it, lets two kills land ms apart across a second boundary) */
+  killLastMs = 0;
   needFree = false;
   killpath = '';
   killargs = '';

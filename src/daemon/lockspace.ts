@@ -450,7 +450,8 @@ export class LockspaceManager {
       }
       return;
     }
-    if (c.killLast && now - c.killLast < 1) return;
+    const nowMs = systemClock.monotonicMs();
+    if (c.killLastMs && nowMs - c.killLastMs < 1000) return;
     const failAt = ls.lastSuccess + idRenewalFailSeconds(ls.ioTimeout);
     const grace = this.daemon.cfg.killGraceSeconds;
     let sig: number;
@@ -465,6 +466,7 @@ export class LockspaceManager {
     else if (sig === SIGTERM && c.restricted & RESTRICT_SIGTERM) sig = SIGKILL;
     c.killCount++;
     c.killLast = now;
+    c.killLastMs = nowMs;
     this.log.error(`s${ls.spaceId} kill ${c.pid} sig ${sig} count ${c.killCount}`);
     this.daemon.signalClient(c, sig);
   }

@@ -281,6 +281,7 @@ export class ResourceManager {
       if (list.length === 0) {
         t.client.killCount = 0;
         t.client.killLast = 0;
+        t.client.killLastMs = 0;
       }
     }
     const i = res.tokens.indexOf(t);
