@@ -4,7 +4,11 @@
 //
 // BENCH_SCALE (default 1) scales the many-leases case: 20 processes × round(200·scale)
 // leases each; BENCH_SCALE=1 is the full 4000 leases. BENCH_REAL_DAEMON_ARGS adds arguments to
-// the real daemon's command line (e.g. "-t 4" to give it as many I/O threads as ours has).
+// the real daemon's command line (e.g. "-t 4" to give it as many I/O threads as ours has);
+// BENCH_OUR_DAEMON_ARGS does the same for ours. BENCH_PERF=1 records the last round's release
+// phase of each daemon machine-wide with `perf record -a -g` into /tmp/perf-<ours|real>.data
+// (start the bench with NODE_OPTIONS=--perf-basic-prof to name our JS frames); that round's
+// machine and phase figures then include perf's start-up second.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
@@ -150,7 +154,7 @@ export async function withDaemons<T>(prefix: string, fn: (env: Env) => Promise<T
     for (const name of ['ours', 'real'] as const) {
       const sideDir = join(dir, name);
       const runDir = join(sideDir, 'run');
-      const d = name === 'ours' ? await startOurDaemon(runDir) : await startRealDaemon(runDir, (process.env.BENCH_REAL_DAEMON_ARGS ?? '').split(' ').filter(Boolean));
+      const d = name === 'ours' ? await startOurDaemon(runDir, (process.env.BENCH_OUR_DAEMON_ARGS ?? '').split(' ').filter(Boolean)) : await startRealDaemon(runDir, (process.env.BENCH_REAL_DAEMON_ARGS ?? '').split(' ').filter(Boolean));
       started.push({ name, dir: sideDir, runDir, env: d.env, pid: d.proc.pid!, stop: () => d.stop() });
     }
     const env: Env = { dir, driver, sides: [started[0]!, started[1]!] };
@@ -241,11 +245,14 @@ async function many(): Promise<Row[]> {
           const cMid = procSample(s.pid);
           const aSecs = (performance.now() - w) / 1000;
           w = performance.now();
+          const perfRec = process.env.BENCH_PERF && r === ROUNDS - 1 ? spawn('perf', ['record', '-a', '-g', '-o', `/tmp/perf-${s.name}.data`], { stdio: 'ignore' }) : undefined;
+          if (perfRec) await sleep(1000);
           for (const p of ps) p.send('go\n');
           const b = await Promise.all(ps.map(async (p) => JSON.parse(await p.line()) as { t2: number; t3: number }));
           const n2 = threadCpuNs(s.pid);
           const m2 = machineCpu();
           const bSecs = (performance.now() - w) / 1000;
+          if (perfRec) { perfRec.kill('SIGINT'); await new Promise((r2) => perfRec.on('exit', r2)); }
           const c1 = procSample(s.pid);
           allAcq[s.name].push((ticksToMs(cMid.ticks - c0.ticks) * 1000) / total);
           allRel[s.name].push((ticksToMs(c1.ticks - cMid.ticks) * 1000) / total);

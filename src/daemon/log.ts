@@ -9,6 +9,7 @@ import { closeSync, existsSync, fdatasync, fstatSync, openSync, renameSync, writ
 import { dirname, join } from 'node:path';
 import { monotime } from './clock.js';
 import type { DaemonConfig } from './config.js';
+import { LineRing } from './log-ring.js';
 import { syslogClose, syslogOpen, syslogWrite } from './native.js';
 
 export const LOG_ERR = 3;
@@ -319,11 +320,7 @@ export class DebugLogFile {
 }
 
 export class DaemonLog {
-  private ring: string[] = [];
-  /** ring[ringHead..] is the live ring: evicting by shift() is O(n) per line, which made a
-   *  junk flood (one "magic" line per 32 bytes) block the event loop for seconds */
-  private ringHead = 0;
-  private ringBytes = 0;
+  private readonly ring = new LineRing(RING_MAX_BYTES, LINE_MAX);
   private fileFd = -1;
   private fileWriter: AsyncLineWriter | undefined;
   private readonly stderrWriter = new AsyncLineWriter(2);
@@ -361,7 +358,7 @@ export class DaemonLog {
       try {
         this.debugFile = new DebugLogFile(this.opts.debugLog);
         // the ring so far (start-up messages) goes to disk too
-        for (let i = this.ringHead; i < this.ring.length; i++) this.debugFile.push(`${this.ring[i]}\n`);
+        if (this.ring.bytes > 0) for (const l of this.ring.dump().toString().split('\n')) this.debugFile.push(`${l}\n`);
       } catch (err) {
         return `cannot open debug log ${this.opts.debugLog.path}: ${errText(err)}`;
       }
@@ -448,14 +445,6 @@ export class DaemonLog {
     // UTF-8 takes at most 3 bytes per UTF-16 unit: short lines need no byte count.
     if (line.length * 3 > LINE_MAX - 1 && Buffer.byteLength(line) > LINE_MAX - 1) line = Buffer.from(line).subarray(0, LINE_MAX - 1).toString();
     this.ring.push(line);
-    this.ringBytes += line.length + 1;
-    while (this.ringBytes > RING_MAX_BYTES && this.ring.length - this.ringHead > 1) {
-      this.ringBytes -= (this.ring[this.ringHead++] as string).length + 1;
-    }
-    if (this.ringHead > 4096 && this.ringHead * 2 > this.ring.length) {
-      this.ring.splice(0, this.ringHead);
-      this.ringHead = 0;
-    }
     if (this.opts.toStderr) this.stderrWriter.push(`${line}\n`);
     if (this.early && this.early.length < AsyncLineWriter.MAX_QUEUE) this.early.push({ level, line });
     this.route(level, line, true);
@@ -482,7 +471,7 @@ export class DaemonLog {
 
   /** The ring as log_dump sends it: oldest first, lines joined by newlines, no final newline. */
   dump(): Buffer {
-    return Buffer.from((this.ringHead > 0 ? this.ring.slice(this.ringHead) : this.ring).join('\n'));
+    return this.ring.dump();
   }
 }
 
