@@ -271,7 +271,7 @@ async function many(): Promise<Row[]> {
       }
     }
     const note = `${PROCS} procs × ${per} leases (BENCH_SCALE=${scale()}), best of ${ROUNDS} rounds${retries.ours + retries.real ? `; acquires retried after an I/O timeout: ours ${retries.ours}, sanlock ${retries.real}` : ''}`;
-    const floor = await releaseIoFloor(env.sides[0]!.dir, PROCS);
+    const floor = await releaseIoFloor(env.sides[0]!.dir, PROCS).catch((e: Error) => ({ rate: Number.NaN, busy: Number.NaN, error: e.message }));
     const relTarget = 1.5 * Math.max(...rel.real);
     return [
       { metric: `acquire ${total} leases`, value: Math.max(...acq.ours), unit: 'leases/s', ref: { name: 'sanlock', value: Math.max(...acq.real) }, note, target: target('ratio ≥ 1.5', Math.max(...acq.ours) / Math.max(...acq.real), '>=', 1.5) },
@@ -289,7 +289,7 @@ async function many(): Promise<Row[]> {
         value: floor.rate,
         unit: 'releases/s',
         ref: { name: '1.5 × sanlock release', value: relTarget },
-        note: `no daemon, no client: ${PROCS} processes each loop pwrite 512 B, pread 512 B, pwrite 512 B (O_DIRECT|O_SYNC, what an EX release does) on the same filesystem; machine ${floor.busy.toFixed(2)} cores busy. A release can be no faster than this, whichever daemon runs it`,
+        note: `${'error' in floor ? `NOT MEASURED: ${floor.error}. ` : ''}no daemon, no client: ${PROCS} processes each loop pwrite 512 B, pread 512 B, pwrite 512 B (O_DIRECT|O_SYNC, what an EX release does) on the same filesystem; machine ${floor.busy.toFixed(2)} cores busy. A release can be no faster than this, whichever daemon runs it`,
       },
     ];
   });
@@ -337,7 +337,10 @@ async function releaseIoFloor(dir: string, procs: number): Promise<{ rate: numbe
     const m0 = machineCpu();
     const w = performance.now();
     for (const p of ps) p.stdin!.end('go\n');
-    const spans = (await Promise.all(outs)).map((o) => o.trim().split(' ').map(Number) as [number, number]);
+    const texts = await Promise.all(outs);
+    const spans = texts.map((o) => o.trim().split(' ').map(Number) as [number, number]);
+    const bad = spans.findIndex((sp) => sp.length !== 2 || !sp.every(Number.isFinite));
+    if (bad >= 0) throw new Error(`io floor process ${bad} printed ${JSON.stringify(texts[bad])} instead of two clock readings`);
     const busy = busyCores(m0, machineCpu(), (performance.now() - w) / 1000);
     const rate = (procs * n) / (Math.max(...spans.map((x) => x[1])) - Math.min(...spans.map((x) => x[0])));
     return { rate, busy };
