@@ -154,7 +154,7 @@ export async function withDaemons<T>(prefix: string, fn: (env: Env) => Promise<T
     for (const name of ['ours', 'real'] as const) {
       const sideDir = join(dir, name);
       const runDir = join(sideDir, 'run');
-      const d = name === 'ours' ? await startOurDaemon(runDir, (process.env.BENCH_OUR_DAEMON_ARGS ?? '').split(' ').filter(Boolean)) : await startRealDaemon(runDir, (process.env.BENCH_REAL_DAEMON_ARGS ?? '').split(' ').filter(Boolean));
+      const d = name === 'ours' ? await startOurDaemon(runDir, envArgs('BENCH_OUR_DAEMON_ARGS')) : await startRealDaemon(runDir, envArgs('BENCH_REAL_DAEMON_ARGS'));
       started.push({ name, dir: sideDir, runDir, env: d.env, pid: d.proc.pid!, stop: () => d.stop() });
     }
     const env: Env = { dir, driver, sides: [started[0]!, started[1]!] };
@@ -200,6 +200,11 @@ async function pairs(): Promise<Row[]> {
 }
 
 // 2. Many processes × many leases.
+/** Extra daemon arguments from an environment variable, split on spaces. */
+function envArgs(name: string): string[] {
+  return (process.env[name] ?? '').split(' ').filter(Boolean);
+}
+
 async function many(): Promise<Row[]> {
   const PROCS = 20;
   const per = Math.max(1, Math.round(200 * scale()));

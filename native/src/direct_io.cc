@@ -286,11 +286,10 @@ void* ThreadMain(void* arg) {
     }
     Run(t.get(), job);
     {
-      struct timespec ts {};
-      clock_gettime(CLOCK_MONOTONIC, &ts);
+      double doneAt = NowMs();
       std::lock_guard<std::mutex> lk(t->m);
       t->job = nullptr;
-      t->doneAt = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+      t->doneAt = doneAt;
       t->doneId = job->id;
     }
     std::lock_guard<std::mutex> lk(t->envState->m);

@@ -124,10 +124,13 @@ export class Client {
   cmdLast = 0;
   pidDead = false;
   killCount = 0;
-  killLast = 0;
-  /** CLOCK_MONOTONIC ms of the last kill: the once-a-second limit in real time (killLast, whole
-   *  seconds as sanlock shows it, lets two kills land ms apart across a second boundary) */
+  /** CLOCK_MONOTONIC ms of the last kill (0: none): the once-a-second limit runs on it, in real
+   *  time (whole seconds let two kills land ms apart across a second boundary) */
   killLastMs = 0;
+  /** kill_last as sanlock shows it: whole seconds of CLOCK_MONOTONIC */
+  get killLast(): number {
+    return Math.floor(this.killLastMs / 1000);
+  }
   needFree = false;
   killpath = '';
   killargs = '';

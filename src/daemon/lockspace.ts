@@ -465,7 +465,6 @@ export class LockspaceManager {
     if (sig === SIGKILL && c.restricted & RESTRICT_SIGKILL) sig = SIGTERM;
     else if (sig === SIGTERM && c.restricted & RESTRICT_SIGTERM) sig = SIGKILL;
     c.killCount++;
-    c.killLast = now;
     c.killLastMs = nowMs;
     this.log.error(`s${ls.spaceId} kill ${c.pid} sig ${sig} count ${c.killCount}`);
     this.daemon.signalClient(c, sig);

@@ -280,7 +280,6 @@ export class ResourceManager {
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) {
         t.client.killCount = 0;
-        t.client.killLast = 0;
         t.client.killLastMs = 0;
       }
     }

@@ -98,8 +98,7 @@ export class HostStateTracker {
   readonly spaceName: string | undefined;
   readonly watchdogFireTimeout: number;
   readonly setBitmapSeconds: number;
-  private slots = new Map<number, HostSlot>();
-  /** the same slots by host_id - 1, for update's scan of every sector */
+  /** slots remembered so far, by host_id - 1 (filled, not holey, up to max_hosts) */
   private byIndex: (HostSlot | undefined)[] = [];
   /** leader bytes of each remembered slot as last read (the changed-sector test of update) */
   private raws: (Buffer | undefined)[] = [];
@@ -148,7 +147,6 @@ export class HostStateTracker {
           hostId, ownerId: 0, generation: 0, timestamp: 0, ioTimeout: 0, name: '',
           lastCheck: 0, firstCheck: this.firstUpdate, lastLive: 0, lastReq: 0, badMagic: false, badSpace: false,
         };
-        this.slots.set(hostId, s);
         this.byIndex[i] = s;
       }
       s.lastCheck = now;
@@ -194,17 +192,17 @@ export class HostStateTracker {
   }
 
   slot(hostId: number): Readonly<HostSlot> | undefined {
-    const s = this.slots.get(hostId);
+    const s = this.byIndex[hostId - 1];
     return s ? { ...s } : undefined;
   }
 
   /** N_o of a host: its record's io_timeout, or ours when it wrote 0. */
   otherIoTimeout(hostId: number): number {
-    return this.slots.get(hostId)?.ioTimeout || this.ioTimeout;
+    return this.byIndex[hostId - 1]?.ioTimeout || this.ioTimeout;
   }
 
   state(hostId: number, now: number): HostStateValue {
-    const s = this.slots.get(hostId);
+    const s = this.byIndex[hostId - 1];
     if (!s || s.timestamp === 0) return HostState.FREE;
     if (hostId === this.ourHostId) return HostState.LIVE;
     const no = s.ioTimeout || this.ioTimeout;
@@ -223,10 +221,12 @@ export class HostStateTracker {
       hostId: s.hostId, generation: s.generation, timestamp: s.timestamp, ioTimeout: s.ioTimeout, flags: this.state(s.hostId, now),
     });
     if (hostId !== undefined) {
-      const s = this.slots.get(hostId);
+      const s = this.byIndex[hostId - 1];
       if (!s) return [{ hostId, generation: 0, timestamp: 0, ioTimeout: 0, flags: HostState.FREE }];
       return [row(s)];
     }
-    return [...this.slots.values()].filter((s) => s.timestamp !== 0).sort((a, b) => a.hostId - b.hostId).map(row);
+    const out: HostInfo[] = [];
+    for (const s of this.byIndex) if (s && s.timestamp !== 0) out.push(row(s));
+    return out;
   }
 }

@@ -303,11 +303,9 @@ export class IoContext {
         job.timer = setTimeout(() => this.expire(job), left > 0 ? Math.max(1, Math.ceil(left)) : 10);
         return;
       }
-      this.timeouts++;
-      job.state = 'abandoned';
+      this.abandon(job);
       job.resolve({ id: job.id, ok: true, chainStep: -left, chainLate: true, chainErrno: 0 });
-      this.pump();
-      if (!this.closed && this.slots.length < this.maxWorkers && !this.slots.some((s) => !s.job && !s.dead)) this.spawn();
+      this.routeAround();
       return;
     }
     if (job.state === 'running') {
@@ -332,14 +330,25 @@ export class IoContext {
       this.settle(job, undefined, err);
       job.owner?.onJobDone(undefined);
     } else if (job.state === 'running') {
-      this.timeouts++;
-      job.state = 'abandoned';
+      this.abandon(job);
       job.reject(err);
-      // The next request must not wait behind the hung one: it may use a fresh thread if the
-      // limit allows, started now so that the next request finds it idle.
-      this.pump();
-      if (!this.closed && this.slots.length < this.maxWorkers && !this.slots.some((s) => !s.job && !s.dead)) this.spawn();
+      this.routeAround();
     }
+  }
+
+  /** A running request past its deadline: its thread stays busy until the syscall returns. */
+  private abandon(job: Job): void {
+    this.timeouts++;
+    job.state = 'abandoned';
+  }
+
+  /**
+   * After abandoning a request: the next one must not wait behind the hung one. It may use a
+   * fresh thread if the limit allows, started now so that the next request finds it idle.
+   */
+  private routeAround(): void {
+    this.pump();
+    if (!this.closed && this.slots.length < this.maxWorkers && !this.slots.some((s) => !s.job && !s.dead)) this.spawn();
   }
 
   private settle(job: Job, reply: WorkerReply | undefined, err: SanlockError | undefined): void {

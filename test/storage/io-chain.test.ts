@@ -121,35 +121,25 @@ test('first write past its deadline: reported in the outcome, nothing after it e
   }
 });
 
-test('read past its deadline: -202, the second write never runs', async () => {
-  const { path, disk } = await fresh();
-  try {
-    disk.injectChainStall([2], 5000);
-    const e = await rejection(chain(disk, A.subarray(0, 200), 200));
-    assert.equal(e.code, SanlkCode.SANLK_AIO_TIMEOUT);
-    assert.equal(e.details?.chainStep, 2);
-    disk.context.releaseStalls();
-    await until(() => disk.context.lateCompletions === 1, 5000);
-    assert.deepEqual(sector(path, 0), A);
-  } finally {
-    await disk.close();
-  }
-});
-
-test('second write past its deadline: -202 (the write may still land, as a late single write would)', async () => {
-  const { path, disk } = await fresh();
-  try {
-    disk.injectChainStall([3], 5000);
-    const e = await rejection(chain(disk, A.subarray(0, 200), 200));
-    assert.equal(e.code, SanlkCode.SANLK_AIO_TIMEOUT);
-    assert.equal(e.details?.chainStep, 3);
-    disk.context.releaseStalls();
-    await until(() => disk.context.lateCompletions === 1, 5000);
-    assert.deepEqual(sector(path, 0), C);
-  } finally {
-    await disk.close();
-  }
-});
+for (const { step, title, sector0 } of [
+  { step: 2 as const, title: 'read past its deadline: -202, the second write never runs', sector0: A },
+  { step: 3 as const, title: 'second write past its deadline: -202 (the write may still land, as a late single write would)', sector0: C },
+]) {
+  test(title, async () => {
+    const { path, disk } = await fresh();
+    try {
+      disk.injectChainStall([step], 5000);
+      const e = await rejection(chain(disk, A.subarray(0, 200), 200));
+      assert.equal(e.code, SanlkCode.SANLK_AIO_TIMEOUT);
+      assert.equal(e.details?.chainStep, step);
+      disk.context.releaseStalls();
+      await until(() => disk.context.lateCompletions === 1, 5000);
+      assert.deepEqual(sector(path, 0), sector0);
+    } finally {
+      await disk.close();
+    }
+  });
+}
 
 test('each step has its own deadline: two slow steps within theirs succeed together', async () => {
   const { path, disk } = await fresh();
