@@ -59,7 +59,8 @@ export class Token {
 
 export class Resource {
   list: ResList = 'add';
-  readonly tokens: Token[] = [];
+  /** Replaced, not grown, by the first token (see addToken); never cache it across an add. */
+  tokens: Token[] = [];
   lver = 0;
   lvb = false;
   /** pid of the client that held it when it became an orphan (status keeps showing it) */
@@ -81,6 +82,13 @@ export class Resource {
   get key(): string {
     this.cachedKey ??= resKey(this.ls.name, this.name);
     return this.cachedKey;
+  }
+
+  addToken(t: Token): void {
+    // Most resources only ever have one token: a literal holds it in one slot, a push on the
+    // empty array would reserve 17 for every held lease.
+    if (this.tokens.length === 0) this.tokens = [t];
+    else this.tokens.push(t);
   }
 
   wire(): SanlkResource {
@@ -157,10 +165,11 @@ export class ResourceManager {
 
   private async newLease(ls: Lockspace, spaceName: string, name: string, disks: SanlkDisk[]): Promise<PaxosLease> {
     assert(ls.delta && ls.hosts);
-    const leaseDisks = [];
-    for (const d of disks) {
+    // Sized up front: a held lease keeps this array, and one grown by push reserves 17 slots.
+    const leaseDisks = new Array<{ disk: Disk; offset: number }>(disks.length);
+    for (const [i, d] of disks.entries()) {
       try {
-        leaseDisks.push({ disk: await this.diskFor(ls, d.path), offset: d.offset });
+        leaseDisks[i] = { disk: await this.diskFor(ls, d.path), offset: d.offset };
       } catch {
         throw new SanlockError(-Errno.ENODEV, `cannot open ${d.path}`);
       }
@@ -216,7 +225,7 @@ export class ResourceManager {
       if (existing.shared && shared) {
         if (existing.converting) return -Errno.EBUSY;
         const t = new Token(target, existing, this.nextTokenId++, persistent);
-        existing.tokens.push(t);
+        existing.addToken(t);
         this.tokensOf(target).push(t);
         return t;
       }
@@ -225,7 +234,7 @@ export class ResourceManager {
     if (flags & AcquireFlag.ORPHAN_ONLY && flags & AcquireFlag.LVB) return -Errno.ENOENT;
     let lease: PaxosLease;
     try {
-      lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
+      lease = await this.newLease(ls, ls.name, wr.name, wr.disks);
     } catch (err) {
       return errorCode(err);
     }
@@ -264,7 +273,7 @@ export class ResourceManager {
     }
     res.list = 'held';
     const t = new Token(target, res, this.nextTokenId++, persistent);
-    res.tokens.push(t);
+    res.addToken(t);
     this.tokensOf(target).push(t);
     return t;
   }
@@ -447,7 +456,7 @@ export class ResourceManager {
     const ls = this.lockspaces.findJoined(wr.lockspaceName);
     if (!ls?.delta) return encodeReplyHeader(req.h, -Errno.ENOSPC);
     try {
-      const lease = await this.newLease(ls, wr.lockspaceName, wr.name, wr.disks);
+      const lease = await this.newLease(ls, ls.name, wr.name, wr.disks);
       const dl = ls.delta;
       await requestLease(lease, { lver: wr.lver, forceMode: req.h.data, nextLver: (req.h.cmdFlags & RequestFlag.NEXT_LVER) !== 0 && wr.lver === 0 }, (owner) =>
         dl.setRequestBit(owner),

@@ -280,8 +280,8 @@ export class PaxosLease {
   lastBallot: BallotResult | undefined;
   /** the last acquire succeeded because another host committed our value */
   grantedByOther = false;
-  /** every other host seen SHARED by the reads of the current acquire */
-  private seenShared = new Set<number>();
+  /** every other host seen SHARED by the reads of the current acquire; made on the first (few leases see one, and an empty Set per held lease costs ~150 B) */
+  private seenShared: Set<number> | undefined;
   /** mbal used by the last ballot attempt */
   lastMbal = 0;
   lvb: Buffer | undefined;
@@ -603,7 +603,10 @@ export class PaxosLease {
         }
       }
     }
-    for (const h of shared) this.seenShared.add(h);
+    if (shared.size > 0) {
+      this.seenShared ??= new Set();
+      for (const h of shared) this.seenShared.add(h);
+    }
     return { bkMax, shared: [...shared].sort((a, b) => a - b), abort };
   }
 
@@ -616,10 +619,14 @@ export class PaxosLease {
   }
 
   private grant(l: Leader, byOther: boolean): Leader {
+    // The held leader lives as long as the hold: it shares the resource's name strings (equal
+    // by value) rather than keeping the copies its decode made.
+    if (l.spaceName === this.res.spaceName) l.spaceName = this.res.spaceName;
+    if (l.resourceName === this.res.resourceName) l.resourceName = this.res.resourceName;
     this.leader = l;
     this.heldLver = l.lver;
     this.grantedByOther = byOther;
-    this.sharedHolders = [...this.seenShared].sort((a, b) => a - b);
+    this.sharedHolders = this.seenShared ? [...this.seenShared].sort((a, b) => a - b) : [];
     this.phase2Started = false;
     return l;
   }
@@ -671,7 +678,7 @@ export class PaxosLease {
     const keepShared = opts.keepSharedMode === true;
     this.phase2Started = false;
     this.needRetract = false;
-    this.seenShared = new Set();
+    this.seenShared = undefined;
     this.sharedHolders = [];
     this.lastBallot = undefined;
     this.grantedByOther = false;

@@ -9,7 +9,11 @@ const TWO_32 = 2 ** 32;
 // decoded and encoded ~5 KB of BigInts). hi·2^32 is exact and the one addition rounds once, as
 // Number(bigint) does, so even values past 2^53 read the same.
 export function readU64(buf: Buffer, off: number): number {
-  return buf.readUInt32LE(off + 4) * TWO_32 + buf.readUInt32LE(off);
+  const hi = buf.readUInt32LE(off + 4);
+  const lo = buf.readUInt32LE(off);
+  // Most values fit 32 bits: returning the half as is keeps them small integers, where the
+  // product below is a float that V8 stores in its own heap box in every record that keeps it.
+  return hi === 0 ? lo : hi * TWO_32 + lo;
 }
 
 export function writeU64(buf: Buffer, off: number, v: number): void {

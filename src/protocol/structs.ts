@@ -218,10 +218,12 @@ export function decodeResource(buf: Buffer, off = 0, withDisks = true): Decoded<
   if (!withDisks) return ok(r, RESOURCE_SIZE);
   if (r.numDisks === 0 || r.numDisks > MAX_DISKS) return fail(-Errno.ERANGE, `sanlk_resource num_disks ${r.numDisks}`);
   let pos = off + RESOURCE_SIZE;
+  // Sized up front: a held lease keeps this array, and one grown by push reserves 17 slots.
+  r.disks = new Array<SanlkDisk>(r.numDisks);
   for (let i = 0; i < r.numDisks; i++) {
     const d = decodeDisk(buf, pos);
     if (!d.ok) return d;
-    r.disks.push(d.value);
+    r.disks[i] = d.value;
     pos += DISK_SIZE;
   }
   return ok(r, pos - off);
