@@ -16,7 +16,8 @@ import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import { MBLOCK_SHARED } from '../ondisk/dblock.js';
 import { type Leader, LFL_SHORT_HOLD } from '../ondisk/leader.js';
 import type { AcquireOptions, LockspaceView, PaxosLease } from './paxos-lease.js';
-import { DEFAULT_WATCHDOG_FIRE_TIMEOUT, hostDeadSeconds, SH_RETRIES } from './timeouts.js';
+import { settledAfterTimeout } from '../storage/disk.js';
+import { DEFAULT_WATCHDOG_FIRE_TIMEOUT, hostDeadSeconds, idRenewalFailSeconds, SH_RETRIES } from './timeouts.js';
 
 const RETRYABLE_WITH_SHORT_HOLD: ReadonlySet<number> = new Set([
   SanlkCode.SANLK_ACQUIRE_IDLIVE,
@@ -104,10 +105,34 @@ async function clearDeadSharedHolders(lease: PaxosLease, holders: number[]): Pro
     if (ev === 'live' || (ev === 'silent' && !(await silenceConfirmed(lease, h, m.generation)))) {
       live.push(h);
     } else {
-      await lease.clearHostSector(h);
+      await clearSettled(lease, h);
     }
   }
   return live;
+}
+
+/**
+ * Zeroes a dead SH holder's sector. This is the one write a host makes into another host's
+ * sector, and it is safe only while we hold EX: that host can take SH again (under a new
+ * generation) as soon as we give EX up. A clear that timed out can still land later and would
+ * then wipe that new SH hold, letting an EX acquirer in beside it (the simulator found this:
+ * seed 9203628). So before the error lets our caller give EX up, the timed-out write is waited
+ * for until it is over, or at most until our own renewals would have failed on the same storage
+ * (from then on our lockspace has failed and the watchdog fences this host before others may
+ * treat it as dead). sanlock gives EX up at once.
+ */
+async function clearSettled(lease: PaxosLease, hostId: number): Promise<void> {
+  try {
+    await lease.clearHostSector(hostId);
+  } catch (e) {
+    const settled = settledAfterTimeout(e);
+    if (settled) {
+      const bound = new AbortController();
+      await Promise.race([settled, lease.host.clock.sleep(idRenewalFailSeconds(lease.host.ioTimeout) * 1000, bound.signal).catch(() => {})]);
+      bound.abort();
+    }
+    throw e;
+  }
 }
 
 /** Best effort: errors are left for needRetract / the caller's own error to report. */

@@ -61,8 +61,8 @@ export class Checker {
   readonly violations: string[] = [];
   private readonly holders = new Map<number, Map<string, Holder>>();
   private readonly killed = new Map<number, Killed[]>();
-  /** per resource: return times of grants and the running max of their lvers */
-  private readonly grantTimes = new Map<number, { at: number[]; maxLver: number[] }>();
+  /** per resource: return times of grants, the running max of their lvers, who got each lver */
+  private readonly grantTimes = new Map<number, { at: number[]; maxLver: number[]; holderOf: Map<number, string> }>();
   private readonly committed = new Map<number, Map<number, string>>();
   private readonly lastLandUs = new Map<string, number>();
   private readonly hostIdOwners = new Map<number, Map<string, Incarnation>>();
@@ -102,7 +102,11 @@ export class Checker {
 
   /**
    * `startUs`: when the acquire (or convert) was invoked. Any grant that returned before then
-   * must have a smaller lver (versions never go back, as far as anybody can observe).
+   * must have a smaller lver (versions never go back, as far as anybody can observe), with one
+   * exception that Disk Paxos allows: the highest lver granted so far, granted again to the same
+   * incarnation. A commit write that timed out can land late over a newer leader and roll it
+   * back; the next ballot for that lver must then choose the value already chosen for it, which
+   * names that incarnation (sanlock does the same). It is not a second owner: the instance is one.
    */
   grant(inc: Incarnation, generation: number, res: number, mode: Mode, lver: number, startUs: number, newVersion = true): void {
     const k = this.key(inc, generation);
@@ -116,7 +120,7 @@ export class Checker {
     }
     const now = this.cfg.now();
     if (newVersion) {
-      const g = this.grantTimes.get(res) ?? { at: [], maxLver: [] };
+      const g = this.grantTimes.get(res) ?? { at: [], maxLver: [], holderOf: new Map<number, string>() };
       this.grantTimes.set(res, g);
       let lo = 0;
       let hi = g.at.length;
@@ -126,7 +130,9 @@ export class Checker {
         else hi = mid;
       }
       const before = lo > 0 ? g.maxLver[lo - 1]! : 0;
-      if (lver <= before) this.fail(`lver: r${res} granted to ${k} at lver ${lver}, not above ${before} granted before this acquire began`);
+      const sameInstance = lver === before && g.holderOf.get(lver) === k;
+      if (lver <= before && !sameInstance) this.fail(`lver: r${res} granted to ${k} at lver ${lver}, not above ${before} granted before this acquire began`);
+      g.holderOf.set(lver, k);
       g.at.push(now);
       g.maxLver.push(Math.max(lver, g.maxLver[g.maxLver.length - 1] ?? 0));
     }

@@ -219,7 +219,9 @@ export class SimStorage {
     return new Promise<T>((resolve, reject) => {
       const deadline = t0 + timeoutMs * 1000;
       if (t0 + lat > deadline) {
-        this.sched.at(deadline, () => reject(new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, 'sim I/O timeout')), inc);
+        // as a real disk's abandoned request: over for good when its latency has passed
+        const settled = new Promise<void>((r) => this.sched.at(t0 + lat, r, inc));
+        this.sched.at(deadline, () => reject(new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, 'sim I/O timeout', { settled })), inc);
       } else {
         this.sched.at(t0 + lat, () => {
           if (eio) reject(new SanlockError(-Errno.EIO, 'sim EIO'));

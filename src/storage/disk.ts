@@ -1,6 +1,6 @@
 // The one interface the lease algorithms use to touch storage. The daemon gives them a
 // direct-I/O disk, tests a faulty one, the simulator a virtual one: the algorithms cannot tell.
-import type { SanlockError } from '../codes.js';
+import { SanlkCode, SanlockError } from '../codes.js';
 
 /**
  * Sector-granular access to one lease device (file or block device).
@@ -16,6 +16,16 @@ export interface Disk {
   read(offset: number, length: number, timeoutMs: number): Promise<Buffer>;
   write(offset: number, data: Buffer, timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * When an I/O that failed with SANLK_AIO_TIMEOUT is over for good (its write landed or
+ * failed): a disk may attach `details.settled` to the error; undefined when it cannot tell.
+ */
+export function settledAfterTimeout(err: unknown): Promise<void> | undefined {
+  if (!(err instanceof SanlockError) || err.code !== SanlkCode.SANLK_AIO_TIMEOUT) return undefined;
+  const p = err.details?.settled;
+  return p instanceof Promise ? (p as Promise<void>) : undefined;
 }
 
 /** Opens disks by path; the lease layer asks for disks through this, never by itself. */

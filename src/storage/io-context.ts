@@ -70,6 +70,8 @@ interface Job {
   resolve(result: IoResult): void;
   reject(err: SanlockError): void;
   describe: string;
+  /** Told when an abandoned request's syscall finally returns (see IoTimeoutDetails.settled). */
+  onLate?: () => void;
 }
 
 interface Slot {
@@ -319,9 +321,14 @@ export class IoContext {
         return;
       }
     }
+    const started = job.state === 'running';
+    // A started request may still act (a write still land) when its syscall returns: `settled`
+    // tells when (see settledAfterTimeout in disk.ts).
+    const settled = started ? new Promise<void>((r) => (job.onLate = r)) : Promise.resolve();
     const err = new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${job.describe}: I/O timeout after ${job.timeoutMs} ms`, {
       context: this.name,
-      started: job.state === 'running',
+      started,
+      settled,
     });
     if (job.state === 'queued') {
       const i = this.queue.indexOf(job);
@@ -372,7 +379,10 @@ export class IoContext {
     assert(job && job.id === jobId, 'io thread replied to a request it was not given');
     slot.job = undefined;
     const late = job.state === 'abandoned';
-    if (late) this.lateCompletions++;
+    if (late) {
+      this.lateCompletions++;
+      job.onLate?.();
+    }
     const reply: WorkerReply = errno !== 0 ? { id: jobId, ok: false, errno, message: message ?? `errno ${errno}` } : { id: jobId, ok: true, ...extra };
     let result: IoResult | WorkerReply = reply;
     const buf = job.buf;

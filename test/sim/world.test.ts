@@ -127,3 +127,10 @@ test('sweep: real lease engine with SH and convert', async () => {
   const failures = await sweep(1, 100, { engine: 'real', shared: true });
   assert.equal(failures.length, 0, report(failures));
 });
+
+test('seeds found by a long sweep stay fixed: a timed-out clear of a dead SH holder lands late (9203628); late commits roll the leader back (9202547, 9204691)', async () => {
+  for (const seed of [9203628, 9202547, 9204691]) {
+    const failures = await sweep(seed, 1, { engine: 'real', shared: true });
+    assert.equal(failures.length, 0, report(failures));
+  }
+});

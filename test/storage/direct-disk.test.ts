@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SanlockError } from '../../src/codes.js';
 import { openDirectDisk } from '../../src/storage/direct-disk.js';
+import { settledAfterTimeout } from '../../src/storage/disk.js';
 import { probeDevice, probeSectorSize } from '../../src/storage/geometry-probe.js';
 import { scratchDir } from '../helpers/real-sanlock.js';
 
@@ -162,6 +163,30 @@ describe('DirectDisk on a regular file', () => {
       // A write past the end grows the file, as with sanlock on a file.
       await d.write(8192, Buffer.alloc(512, 9), 1000);
       assert.equal(await d.size(), 8192 + 512);
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('a write abandoned at its deadline says when it is over: details.settled resolves once the late write has landed', async () => {
+    const path = makeFile(4096);
+    const d = await openDirectDisk(path);
+    try {
+      d.injectStall(10_000);
+      const err = await rejectsWith(d.write(512, pattern(512, 9), 100), -202);
+      const settled = settledAfterTimeout(err);
+      assert.ok(settled, 'a started write that timed out carries settled');
+      let over = false;
+      void settled.then(() => (over = true));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(over, false, 'not over while the write still hangs');
+      d.context.releaseStalls();
+      // the completion handle is unref'd (a hung thread must not keep a process up): a timer
+      // keeps this test's loop alive meanwhile
+      const keepAlive = setTimeout(() => {}, 5000);
+      await settled;
+      clearTimeout(keepAlive);
+      assert.deepEqual(fs.readFileSync(path).subarray(512, 1024), pattern(512, 9), 'landed by then');
     } finally {
       await d.close();
     }
