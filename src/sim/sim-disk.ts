@@ -16,6 +16,7 @@
 import assert from 'node:assert/strict';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import type { Disk } from '../storage/disk.js';
+import { WriteOrder } from '../storage/write-order.js';
 import type { Xoshiro128 } from './prng.js';
 import type { Incarnation, Scheduler, SimEvent } from './sim-clock.js';
 
@@ -62,6 +63,7 @@ export class SimStorage {
   private readonly inFlight = new Set<PendingWrite>();
   /** per writer incarnation: sector offset → time its latest write lands */
   private readonly lastLanding = new WeakMap<Incarnation, Map<number, number>>();
+  private readonly orders = new WeakMap<Incarnation, WriteOrder>();
 
   constructor(sched: Scheduler, rng: Xoshiro128, size: number, sectorSize = 512, profile = defaultDiskProfile) {
     assert.ok(size % sectorSize === 0);
@@ -70,6 +72,31 @@ export class SimStorage {
     this.sectorSize = sectorSize;
     this.bytes = Buffer.alloc(size);
     this.profile = profile;
+  }
+
+  /** The write order of one incarnation's disk driver (see storage/write-order.ts). */
+  writeOrder(inc: Incarnation): WriteOrder {
+    let o = this.orders.get(inc);
+    if (!o) {
+      o = new WriteOrder();
+      this.orders.set(inc, o);
+    }
+    return o;
+  }
+
+  /** Resolves after `ms` of virtual time (as an event of `inc`), or at once when `stop` aborts. */
+  sleep(inc: Incarnation, ms: number, stop: AbortSignal): Promise<void> {
+    return new Promise((r) => {
+      const ev = this.sched.at(this.sched.nowUs + ms * 1000, r, inc);
+      stop.addEventListener('abort', () => {
+        this.sched.cancel(ev);
+        r();
+      });
+    });
+  }
+
+  nowMs(): number {
+    return this.sched.nowUs / 1000;
   }
 
   view(inc: Incarnation, path = 'sim'): SimDiskView {
@@ -248,8 +275,20 @@ export class SimDiskView implements Disk {
     return this.storage.read(this.inc, offset, length, timeoutMs);
   }
 
+  /** As DirectDisk.write: never issued while an earlier hung write to the same sectors may land. */
   async write(offset: number, data: Buffer, timeoutMs: number): Promise<void> {
-    return this.storage.write(this.inc, offset, data, timeoutMs);
+    const order = this.storage.writeOrder(this.inc);
+    const end = offset + data.length;
+    if (order.blocked(offset, end)) {
+      data = Buffer.from(data);
+      timeoutMs = await order.wait(offset, end, timeoutMs, `write offset ${offset}`, (ms, stop) => this.storage.sleep(this.inc, ms, stop), () => this.storage.nowMs());
+    }
+    try {
+      await this.storage.write(this.inc, offset, data, timeoutMs);
+    } catch (e) {
+      order.failed(offset, end, e);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {}

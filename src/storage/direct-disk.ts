@@ -7,6 +7,7 @@ import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import type { ChainDisk, ChainOutcome, ChainRequest, DiskOpener } from './disk.js';
 import { IoContext, type IoOwner, type IoResult } from './io-context.js';
 import type { WorkerReply } from './io-protocol.js';
+import { WriteOrder } from './write-order.js';
 
 export interface DirectDiskOptions {
   readOnly?: boolean;
@@ -19,6 +20,17 @@ export interface DirectDiskOptions {
 }
 
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
+
+/** A caller waiting on a timer keeps the process up, as IoContext's deadline timers do. */
+function sleepUnlessStopped(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((r) => {
+    const t = setTimeout(r, ms);
+    stop.addEventListener('abort', () => {
+      clearTimeout(t);
+      r();
+    });
+  });
+}
 
 function validSectorSize(n: number): boolean {
   return Number.isInteger(n) && n >= 512 && (n & (n - 1)) === 0;
@@ -46,6 +58,7 @@ export class DirectDisk implements ChainDisk, IoOwner {
   private stallMs = 0;
   private stallCount = 0;
   private chainStall: { steps: number; ms: number } | undefined;
+  private readonly order = new WriteOrder();
 
   private constructor(
     ctx: IoContext,
@@ -137,16 +150,23 @@ export class DirectDisk implements ChainDisk, IoOwner {
 
   async write(offset: number, data: Buffer, timeoutMs: number): Promise<void> {
     this.check(offset, data.length, 'write');
+    const what = `write ${this.path} offset ${offset} length ${data.length}`;
+    const end = offset + data.length;
+    if (this.order.blocked(offset, end)) {
+      // The caller may reuse `data` as soon as this call returns to it: keep our own copy.
+      data = Buffer.from(data);
+      timeoutMs = await this.order.wait(offset, end, timeoutMs, what, sleepUnlessStopped, () => performance.now());
+      if (this.closed) throw new SanlockError(-Errno.EBADF, `${what}: disk is closed`);
+    }
     // The context copies `data` before this call returns, so the caller may reuse it even
     // if the I/O runs late after a timeout.
     this.pending++;
-    await this.context.submit(
-      { op: 'write', fd: this.fd, offset, length: data.length, stallMs: this.takeStall() },
-      timeoutMs,
-      this,
-      `write ${this.path} offset ${offset} length ${data.length}`,
-      data,
-    );
+    try {
+      await this.context.submit({ op: 'write', fd: this.fd, offset, length: data.length, stallMs: this.takeStall() }, timeoutMs, this, what, data);
+    } catch (e) {
+      this.order.failed(offset, end, e);
+      throw e;
+    }
     this.writes++;
     this.bytesWritten += data.length;
   }
@@ -156,6 +176,8 @@ export class DirectDisk implements ChainDisk, IoOwner {
     // Injected stalls count single I/Os; a closed disk or a bad request fails in the single
     // I/Os as it always did.
     if (this.stallCount > 0 || this.closed || expect.length === 0 || expect.length > readLength) return undefined;
+    // behind a hung write to the same sectors: the single I/Os wait for it (see write-order.ts)
+    if (this.order.blocked(w1Offset, w1Offset + w1.length) || this.order.blocked(w3Offset, w3Offset + w3.length)) return undefined;
     try {
       this.check(w1Offset, w1.length, 'write');
       this.check(readOffset, readLength, 'read');
@@ -190,6 +212,11 @@ export class DirectDisk implements ChainDisk, IoOwner {
     }
     const step = r.chainStep ?? 0;
     assert(step >= 1 && step <= 3, `chain stopped at step ${step}`);
+    // a write step abandoned at its deadline may still land (the steps after it never run)
+    if (r.chainLate && r.settled && step !== 2) {
+      const [o, n] = step === 1 ? [w1Offset, w1.length] : [w3Offset, w3.length];
+      this.order.hungUntil(o, o + n, r.settled);
+    }
     const failed = r.chainLate === true || (r.chainErrno ?? 0) !== 0;
     const err = (k: number): SanlockError =>
       r.chainLate

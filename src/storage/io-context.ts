@@ -53,7 +53,7 @@ export interface IoCloseable {
  * resolves with one (chainStep/chainLate/chainErrno say how far it got and why it stopped;
  * chainStep 0: it never ran), except when it never reached a thread (then it rejects).
  */
-export type IoResult = WorkerReply & { ok: true; data?: Buffer };
+export type IoResult = WorkerReply & { ok: true; data?: Buffer; settled?: Promise<void> };
 
 interface Job {
   id: number;
@@ -306,7 +306,9 @@ export class IoContext {
         return;
       }
       this.abandon(job);
-      job.resolve({ id: job.id, ok: true, chainStep: -left, chainLate: true, chainErrno: 0 });
+      // the late step, and a write after it, may still run: settled tells when the chain is over
+      const settled = new Promise<void>((r) => (job.onLate = r));
+      job.resolve({ id: job.id, ok: true, chainStep: -left, chainLate: true, chainErrno: 0, settled });
       this.routeAround();
       return;
     }

@@ -192,6 +192,36 @@ describe('DirectDisk on a regular file', () => {
     }
   });
 
+  it('a write waits behind an abandoned write to the same sectors (the stale one never lands last); one that cannot wait long enough fails unissued', async () => {
+    const path = makeFile(4096);
+    const d = await openDirectDisk(path);
+    const at = (off: number) => fs.readFileSync(path).subarray(off, off + 512);
+    try {
+      d.injectStall(10_000);
+      await rejectsWith(d.write(512, pattern(512, 1), 100), -202);
+      const second = d.write(512, pattern(512, 2), 5000);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(at(512), Buffer.alloc(512), 'the second write was held back');
+      d.context.releaseStalls();
+      await second;
+      assert.deepEqual(at(512), pattern(512, 2), 'the newer write landed last');
+
+      d.injectStall(10_000);
+      const hung = await rejectsWith(d.write(1024, pattern(512, 3), 100), -202);
+      const held = await rejectsWith(d.write(1024, pattern(512, 4), 100), -202);
+      assert.equal(held.details?.started, false, 'never issued');
+      await d.write(1536, pattern(512, 5), 1000); // other sectors do not wait
+      d.context.releaseStalls();
+      const keepAlive = setTimeout(() => {}, 5000);
+      await settledAfterTimeout(hung);
+      clearTimeout(keepAlive);
+      assert.deepEqual(at(1024), pattern(512, 3));
+      assert.deepEqual(at(1536), pattern(512, 5));
+    } finally {
+      await d.close();
+    }
+  });
+
   it('fails I/O on a closed disk with -9', async () => {
     const d = await openDirectDisk(makeFile(4096));
     await d.close();
