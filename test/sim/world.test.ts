@@ -9,6 +9,7 @@ import { SanlockError } from '../../src/codes.js';
 import type { PaxosBugs } from '../../src/lease/paxos-lease.js';
 import type { LeaseEngine } from '../../src/sim/engines.js';
 import { main } from '../../src/sim/main.js';
+import { defaultDiskProfile } from '../../src/sim/sim-disk.js';
 import { defaultWorldConfig, fencingFaults, formatFailure, runWorld, type WorldConfig, type WorldResult } from '../../src/sim/world.js';
 
 async function sweep(from: number, count: number, over: Partial<WorldConfig>): Promise<WorldResult[]> {
@@ -131,6 +132,13 @@ test('sweep: real lease engine with SH and convert', async () => {
 test('seeds found by a long sweep stay fixed: a timed-out clear of a dead SH holder lands late (9203628); late commits roll the leader back (9202547, 9204691)', async () => {
   for (const seed of [9203628, 9202547, 9204691]) {
     const failures = await sweep(seed, 1, { engine: 'real', shared: true });
+    assert.equal(failures.length, 0, report(failures));
+  }
+});
+
+test('seeds found with a reordering device (--reorder) stay fixed: a stale write of a host to its own sector never lands after its newer one', async () => {
+  for (const seed of [9900085, 9900231, 9900832, 9900887]) {
+    const failures = await sweep(seed, 1, { engine: 'real', shared: true, disk: { ...defaultDiskProfile, reorder: true } });
     assert.equal(failures.length, 0, report(failures));
   }
 });
