@@ -277,18 +277,8 @@ export class SimDiskView implements Disk {
 
   /** As DirectDisk.write: never issued while an earlier hung write to the same sectors may land. */
   async write(offset: number, data: Buffer, timeoutMs: number): Promise<void> {
-    const order = this.storage.writeOrder(this.inc);
-    const end = offset + data.length;
-    if (order.blocked(offset, end)) {
-      data = Buffer.from(data);
-      timeoutMs = await order.wait(offset, end, timeoutMs, `write offset ${offset}`, (ms, stop) => this.storage.sleep(this.inc, ms, stop), () => this.storage.nowMs());
-    }
-    try {
-      await this.storage.write(this.inc, offset, data, timeoutMs);
-    } catch (e) {
-      order.failed(offset, end, e);
-      throw e;
-    }
+    const timer = { sleep: (ms: number, stop: AbortSignal) => this.storage.sleep(this.inc, ms, stop), nowMs: () => this.storage.nowMs() };
+    await this.storage.writeOrder(this.inc).write(offset, data, timeoutMs, `write offset ${offset}`, timer, (bytes, ms) => this.storage.write(this.inc, offset, bytes, ms));
   }
 
   async close(): Promise<void> {}

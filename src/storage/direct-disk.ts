@@ -21,16 +21,18 @@ export interface DirectDiskOptions {
 
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
 
-/** A caller waiting on a timer keeps the process up, as IoContext's deadline timers do. */
-function sleepUnlessStopped(ms: number, stop: AbortSignal): Promise<void> {
-  return new Promise((r) => {
-    const t = setTimeout(r, ms);
-    stop.addEventListener('abort', () => {
-      clearTimeout(t);
-      r();
-    });
-  });
-}
+/** For WriteOrder: a caller waiting on its timer keeps the process up, as IoContext's deadline timers do. */
+const REAL_TIMER = {
+  sleep: (ms: number, stop: AbortSignal): Promise<void> =>
+    new Promise((r) => {
+      const t = setTimeout(r, ms);
+      stop.addEventListener('abort', () => {
+        clearTimeout(t);
+        r();
+      });
+    }),
+  nowMs: () => performance.now(),
+};
 
 function validSectorSize(n: number): boolean {
   return Number.isInteger(n) && n >= 512 && (n & (n - 1)) === 0;
@@ -151,22 +153,13 @@ export class DirectDisk implements ChainDisk, IoOwner {
   async write(offset: number, data: Buffer, timeoutMs: number): Promise<void> {
     this.check(offset, data.length, 'write');
     const what = `write ${this.path} offset ${offset} length ${data.length}`;
-    const end = offset + data.length;
-    if (this.order.blocked(offset, end)) {
-      // The caller may reuse `data` as soon as this call returns to it: keep our own copy.
-      data = Buffer.from(data);
-      timeoutMs = await this.order.wait(offset, end, timeoutMs, what, sleepUnlessStopped, () => performance.now());
+    await this.order.write(offset, data, timeoutMs, what, REAL_TIMER, async (bytes, ms) => {
       if (this.closed) throw new SanlockError(-Errno.EBADF, `${what}: disk is closed`);
-    }
-    // The context copies `data` before this call returns, so the caller may reuse it even
-    // if the I/O runs late after a timeout.
-    this.pending++;
-    try {
-      await this.context.submit({ op: 'write', fd: this.fd, offset, length: data.length, stallMs: this.takeStall() }, timeoutMs, this, what, data);
-    } catch (e) {
-      this.order.failed(offset, end, e);
-      throw e;
-    }
+      // The context copies the bytes before this call returns, so the caller may reuse them
+      // even if the I/O runs late after a timeout.
+      this.pending++;
+      await this.context.submit({ op: 'write', fd: this.fd, offset, length: bytes.length, stallMs: this.takeStall() }, ms, this, what, bytes);
+    });
     this.writes++;
     this.bytesWritten += data.length;
   }

@@ -37,11 +37,37 @@ export class WriteOrder {
   }
 
   /**
+   * Runs `issue` for a write of `data` at `start` once no hung write overlaps it (with its own
+   * copy of `data` and the time left when it had to wait), and notes it if it then times out.
+   */
+  async write(
+    start: number,
+    data: Buffer,
+    timeoutMs: number,
+    what: string,
+    timer: { sleep: (ms: number, stop: AbortSignal) => Promise<void>; nowMs: () => number },
+    issue: (data: Buffer, timeoutMs: number) => Promise<void>,
+  ): Promise<void> {
+    const end = start + data.length;
+    if (this.blocked(start, end)) {
+      // The caller may reuse `data` as soon as our promise is made: keep a copy for later.
+      data = Buffer.from(data);
+      timeoutMs = await this.wait(start, end, timeoutMs, what, timer.sleep, timer.nowMs);
+    }
+    try {
+      await issue(data, timeoutMs);
+    } catch (e) {
+      this.failed(start, end, e);
+      throw e;
+    }
+  }
+
+  /**
    * Waits until no hung write overlaps [start, end), using at most `timeoutMs` (a timer from
    * `sleep`, which resolves at the time or when `stop` aborts it, never rejects); returns the
    * time left, or throws -202 at the deadline.
    */
-  async wait(start: number, end: number, timeoutMs: number, what: string, sleep: (ms: number, stop: AbortSignal) => Promise<void>, nowMs: () => number): Promise<number> {
+  private async wait(start: number, end: number, timeoutMs: number, what: string, sleep: (ms: number, stop: AbortSignal) => Promise<void>, nowMs: () => number): Promise<number> {
     const t0 = nowMs();
     const stop = new AbortController();
     const deadline = sleep(timeoutMs, stop.signal).then(() => 'late' as const);
