@@ -619,10 +619,6 @@ export class PaxosLease {
   }
 
   private grant(l: Leader, byOther: boolean): Leader {
-    // The held leader lives as long as the hold: it shares the resource's name strings (equal
-    // by value) rather than keeping the copies its decode made.
-    if (l.spaceName === this.res.spaceName) l.spaceName = this.res.spaceName;
-    if (l.resourceName === this.res.resourceName) l.resourceName = this.res.resourceName;
     this.leader = l;
     this.heldLver = l.lver;
     this.grantedByOther = byOther;
