@@ -16,7 +16,7 @@ import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import { MBLOCK_SHARED } from '../ondisk/dblock.js';
 import { type Leader, LFL_SHORT_HOLD } from '../ondisk/leader.js';
 import type { AcquireOptions, LockspaceView, PaxosLease } from './paxos-lease.js';
-import { settledAfterTimeout } from '../storage/disk.js';
+import { settledAfterTimeout, settledWithin } from '../storage/disk.js';
 import { DEFAULT_WATCHDOG_FIRE_TIMEOUT, hostDeadSeconds, idRenewalFailSeconds, SH_RETRIES } from './timeouts.js';
 
 const RETRYABLE_WITH_SHORT_HOLD: ReadonlySet<number> = new Set([
@@ -126,11 +126,8 @@ async function clearSettled(lease: PaxosLease, hostId: number): Promise<void> {
     await lease.clearHostSector(hostId);
   } catch (e) {
     const settled = settledAfterTimeout(e);
-    if (settled) {
-      const bound = new AbortController();
-      await Promise.race([settled, lease.host.clock.sleep(idRenewalFailSeconds(lease.host.ioTimeout) * 1000, bound.signal).catch(() => {})]);
-      bound.abort();
-    }
+    const clock = lease.host.clock;
+    if (settled) await settledWithin(settled, idRenewalFailSeconds(lease.host.ioTimeout) * 1000, (ms, stop) => clock.sleep(ms, stop));
     throw e;
   }
 }

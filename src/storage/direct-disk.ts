@@ -3,11 +3,12 @@
 // deadlines like sanlock's aio timeouts.
 import assert from 'node:assert';
 import fs from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Errno, SanlkCode, SanlockError } from '../codes.js';
 import type { ChainDisk, ChainOutcome, ChainRequest, DiskOpener } from './disk.js';
 import { IoContext, type IoOwner, type IoResult } from './io-context.js';
 import type { WorkerReply } from './io-protocol.js';
-import { WriteOrder } from './write-order.js';
+import { WriteOrder, type WriteTimer } from './write-order.js';
 
 export interface DirectDiskOptions {
   readOnly?: boolean;
@@ -22,15 +23,8 @@ export interface DirectDiskOptions {
 export const DEFAULT_OPEN_TIMEOUT_MS = 10_000;
 
 /** For WriteOrder: a caller waiting on its timer keeps the process up, as IoContext's deadline timers do. */
-const REAL_TIMER = {
-  sleep: (ms: number, stop: AbortSignal): Promise<void> =>
-    new Promise((r) => {
-      const t = setTimeout(r, ms);
-      stop.addEventListener('abort', () => {
-        clearTimeout(t);
-        r();
-      });
-    }),
+const REAL_TIMER: WriteTimer = {
+  sleep: (ms, stop) => sleep(ms, undefined, { signal: stop }),
   nowMs: () => performance.now(),
 };
 

@@ -28,6 +28,19 @@ export function settledAfterTimeout(err: unknown): Promise<void> | undefined {
   return p instanceof Promise ? (p as Promise<void>) : undefined;
 }
 
+/**
+ * Waits for `settled` at most `ms` on the caller's timer (`sleep` may resolve or reject when
+ * stopped); false when the time ran out first.
+ */
+export async function settledWithin(settled: Promise<unknown>, ms: number, sleep: (ms: number, stop: AbortSignal) => Promise<void>): Promise<boolean> {
+  const stop = new AbortController();
+  try {
+    return await Promise.race([settled.then(() => true), sleep(ms, stop.signal).then(() => false, () => false)]);
+  } finally {
+    stop.abort();
+  }
+}
+
 /** Opens disks by path; the lease layer asks for disks through this, never by itself. */
 export interface DiskOpener {
   open(path: string): Promise<Disk>;

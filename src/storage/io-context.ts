@@ -70,7 +70,7 @@ interface Job {
   resolve(result: IoResult): void;
   reject(err: SanlockError): void;
   describe: string;
-  /** Told when an abandoned request's syscall finally returns (see IoTimeoutDetails.settled). */
+  /** Told when an abandoned request's syscall finally returns (the `settled` of its timeout, see settledAfterTimeout in disk.ts). */
   onLate?: () => void;
 }
 

@@ -7,7 +7,13 @@
 // to be over, within its own deadline; at the deadline it fails with -202 without having been
 // issued. sanlock's aio has the same exposure and no such wait.
 import { SanlkCode, SanlockError } from '../codes.js';
-import { settledAfterTimeout } from './disk.js';
+import { settledAfterTimeout, settledWithin } from './disk.js';
+
+/** The disk's timer: `sleep` resolves at the time (and may resolve or reject once stopped); `nowMs` is monotonic. */
+export interface WriteTimer {
+  sleep(ms: number, stop: AbortSignal): Promise<void>;
+  nowMs(): number;
+}
 
 interface Hung {
   start: number;
@@ -45,14 +51,14 @@ export class WriteOrder {
     data: Buffer,
     timeoutMs: number,
     what: string,
-    timer: { sleep: (ms: number, stop: AbortSignal) => Promise<void>; nowMs: () => number },
+    timer: WriteTimer,
     issue: (data: Buffer, timeoutMs: number) => Promise<void>,
   ): Promise<void> {
     const end = start + data.length;
     if (this.blocked(start, end)) {
       // The caller may reuse `data` as soon as our promise is made: keep a copy for later.
       data = Buffer.from(data);
-      timeoutMs = await this.wait(start, end, timeoutMs, what, timer.sleep, timer.nowMs);
+      timeoutMs = await this.wait(start, end, timeoutMs, what, timer);
     }
     try {
       await issue(data, timeoutMs);
@@ -63,27 +69,21 @@ export class WriteOrder {
   }
 
   /**
-   * Waits until no hung write overlaps [start, end), using at most `timeoutMs` (a timer from
-   * `sleep`, which resolves at the time or when `stop` aborts it, never rejects); returns the
-   * time left, or throws -202 at the deadline.
+   * Waits until no hung write overlaps [start, end), using at most `timeoutMs` of `timer`;
+   * returns the time left, or throws -202 at the deadline.
    */
-  private async wait(start: number, end: number, timeoutMs: number, what: string, sleep: (ms: number, stop: AbortSignal) => Promise<void>, nowMs: () => number): Promise<number> {
-    const t0 = nowMs();
-    const stop = new AbortController();
-    const deadline = sleep(timeoutMs, stop.signal).then(() => 'late' as const);
-    try {
-      while (this.blocked(start, end)) {
-        const over = this.hung.filter((h) => h.start < end && start < h.end).map((h) => h.settled);
-        if ((await Promise.race([Promise.all(over), deadline])) === 'late') {
-          throw new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${what}: I/O timeout after ${timeoutMs} ms behind an earlier write to the same sectors`, {
-            started: false,
-            settled: Promise.resolve(),
-          });
-        }
+  private async wait(start: number, end: number, timeoutMs: number, what: string, timer: WriteTimer): Promise<number> {
+    const t0 = timer.nowMs();
+    while (this.blocked(start, end)) {
+      const left = timeoutMs - (timer.nowMs() - t0);
+      const over = this.hung.filter((h) => h.start < end && start < h.end).map((h) => h.settled);
+      if (left <= 0 || !(await settledWithin(Promise.all(over), left, timer.sleep))) {
+        throw new SanlockError(SanlkCode.SANLK_AIO_TIMEOUT, `${what}: I/O timeout after ${timeoutMs} ms behind an earlier write to the same sectors`, {
+          started: false,
+          settled: Promise.resolve(),
+        });
       }
-    } finally {
-      stop.abort();
     }
-    return Math.max(1, timeoutMs - (nowMs() - t0));
+    return Math.max(1, timeoutMs - (timer.nowMs() - t0));
   }
 }
